@@ -1,0 +1,77 @@
+"""Every error simplequeue raises, in one tree, shared by the server and the SDK.
+
+    SimpleQueueError
+     ├── RequestError             the API refused the request (HTTP 4xx)
+     │    ├── InvalidRequest      400: a missing, malformed or forbidden field or query value
+     │    ├── JobNotFound         404: no job has that id
+     │    ├── JobConflict         409: the job exists with other content, or is in another state
+     │    └── PayloadTooLarge     413: the body is over the server's limit
+     ├── ServerError              the server failed (HTTP 5xx), or answered something unreadable
+     └── ConnectionFailed         the server could not be reached, or did not answer in time
+
+The server raises the ``RequestError`` subclasses from the queue's rules and turns them into
+problem documents; the SDK turns problem documents back into the same classes. ``detail`` is the
+problem document's sentence that names the field or job.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConnectionFailed",
+    "InvalidRequest",
+    "JobConflict",
+    "JobNotFound",
+    "PayloadTooLarge",
+    "RequestError",
+    "ServerError",
+    "SimpleQueueError",
+]
+
+
+class SimpleQueueError(Exception):
+    """The root of every simplequeue error."""
+
+    def __init__(self, detail: str, *, status_code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+
+    status_code: int = 500
+
+
+class RequestError(SimpleQueueError):
+    """The API refused the request; sending it again unchanged gets the same answer."""
+
+    status_code = 400
+    title: ClassVar[str] = "Bad Request"
+
+
+class InvalidRequest(RequestError):
+    status_code = 400
+    title = "Bad Request"
+
+
+class JobNotFound(RequestError):
+    status_code = 404
+    title = "Not Found"
+
+
+class JobConflict(RequestError):
+    status_code = 409
+    title = "Conflict"
+
+
+class PayloadTooLarge(RequestError):
+    status_code = 413
+    title = "Content Too Large"
+
+
+class ServerError(SimpleQueueError):
+    """The server failed (5xx), or its answer could not be read."""
+
+
+class ConnectionFailed(SimpleQueueError):
+    """The server could not be reached or did not answer in time."""

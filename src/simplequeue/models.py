@@ -1,0 +1,138 @@
+"""The wire models, shared by the server and the SDK: one definition of every shape.
+
+Python attributes are snake_case; on the wire every field is camelCase (``rename="camel"``).
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = [
+    "RESERVED_JOB_IDS",
+    "CompleteRequest",
+    "CompletionStatus",
+    "Health",
+    "Job",
+    "JobState",
+    "Problem",
+    "Stats",
+    "SubmitRequest",
+]
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life. Only the server moves a job between states."""
+
+    SUBMITTED = "submitted"
+    """In the queue, waiting to be handed out by ``GET /jobs/next`` (FIFO)."""
+    RUNNING = "running"
+    """Handed out to a worker, which has not completed it yet."""
+    SUCCEEDED = "succeeded"
+    """Completed by a worker with status ``succeeded``. Final."""
+    FAILED = "failed"
+    """Completed by a worker with status ``failed``. Final."""
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+class CompletionStatus(enum.StrEnum):
+    """The outcome a worker reports in ``POST /jobs/complete``."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# The words that are routes under /jobs/: a job with one of these ids could never be fetched.
+RESERVED_JOB_IDS = frozenset({"next", "submit", "complete"})
+
+# 1-256 characters, none of them a control character (U+0000-U+001F, U+007F).
+JobId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description=(
+            "Chosen by the client: 1-256 characters, no control characters. "
+            "`next`, `submit` and `complete` are reserved."
+        ),
+        examples=["invoice-2026-0042"],
+    ),
+]
+Description = Annotated[
+    str,
+    msgspec.Meta(max_length=4096, description="Human-readable text, at most 4,096 characters."),
+]
+JobData = Annotated[
+    dict[str, Any],
+    msgspec.Meta(description="Any JSON object; the queue stores it and hands it back unchanged."),
+]
+
+
+def _check_job_id(job_id: str) -> None:
+    if job_id in RESERVED_JOB_IDS:
+        # msgspec turns a ValueError raised here into a ValidationError ("... - at `$`").
+        raise ValueError(f"`jobId` {job_id!r} is reserved (it names a route)")
+
+
+class Job(msgspec.Struct, kw_only=True, rename="camel"):
+    """A job as every response returns it."""
+
+    job_id: str
+    description: str | None
+    data: dict[str, Any] | None
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+
+
+class SubmitRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """The body of ``POST /jobs/submit``. ``state`` and other server fields are refused."""
+
+    job_id: JobId
+    description: Description | None = None
+    data: JobData | None = None
+
+    def __post_init__(self) -> None:
+        _check_job_id(self.job_id)
+
+
+class CompleteRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """The body of ``POST /jobs/complete``."""
+
+    job_id: JobId
+    status: CompletionStatus
+
+    def __post_init__(self) -> None:
+        _check_job_id(self.job_id)
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """How many jobs are in each state."""
+
+    submitted: int
+    running: int
+    succeeded: int
+    failed: int
+    total: int
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+
+
+class Problem(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem document: every error the API returns has this shape."""
+
+    status: int
+    title: str
+    detail: str
+    type: str = "about:blank"

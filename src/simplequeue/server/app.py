@@ -1,0 +1,70 @@
+"""The application factory. Nothing happens at import time: the store opens in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.exceptions import ValidationException
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+
+from simplequeue import __version__
+from simplequeue.queue import Queue
+from simplequeue.server.dashboard import DASHBOARD_ROUTES
+from simplequeue.server.problems import (
+    EXCEPTION_TO_PROBLEM,
+    internal_error,
+    validation_error,
+)
+from simplequeue.server.routes import ROUTES
+from simplequeue.server.settings import Settings
+from simplequeue.store import Store, store_for
+
+__all__ = ["create_app"]
+
+DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+
+
+def _queue(state: State) -> Queue:
+    queue: Queue = state.queue
+    return queue
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Litestar:
+    """The simplequeue ASGI app. ``store`` overrides the one ``settings.db`` names (for tests)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def open_queue(app: Litestar) -> AsyncIterator[None]:
+        opened = store or store_for(settings.db, synchronous=settings.synchronous)
+        await opened.open()
+        app.state.queue = Queue(opened)
+        try:
+            yield
+        finally:
+            await opened.close()
+
+    return Litestar(
+        route_handlers=[*ROUTES, *DASHBOARD_ROUTES],
+        lifespan=[open_queue],
+        dependencies={"queue": Provide(_queue, sync_to_thread=False)},
+        plugins=[
+            ProblemDetailsPlugin(
+                ProblemDetailsConfig(exception_to_problem_detail_map=EXCEPTION_TO_PROBLEM)
+            )
+        ],
+        exception_handlers={Exception: internal_error, ValidationException: validation_error},
+        request_max_body_size=settings.max_body_size,
+        openapi_config=OpenAPIConfig(
+            title="simplequeue",
+            version=__version__,
+            description="A small, fast, trustworthy HTTP job queue: submit, next, complete.",
+            path="/schema",
+        ),
+        logging_config=None,
+    )

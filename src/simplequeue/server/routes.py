@@ -1,0 +1,193 @@
+"""The HTTP routes: bind the request, make one call into the queue, return a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote, unquote_to_bytes, urlencode
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from simplequeue.errors import InvalidRequest
+from simplequeue.models import (
+    CompleteRequest,
+    Health,
+    Job,
+    JobState,
+    Problem,
+    Stats,
+    SubmitRequest,
+)
+from simplequeue.queue import MAX_PAGE, Queue
+
+__all__ = ["ROUTES"]
+
+T = TypeVar("T")
+
+JOBS_PREFIX = b"/jobs/"
+
+
+def _with_body(model: type[Any]) -> type[Operation]:
+    """An OpenAPI operation whose request body is ``model``'s own msgspec schema.
+
+    Handlers read the raw body and decode it with msgspec themselves (strict, and with the
+    failing field's path in the message), rather than through Litestar's ``data`` binding, which
+    decodes leniently and drops the path from its messages.
+    """
+    (_, components) = msgspec.json.schema_components(
+        [model], ref_template="#/components/schemas/{name}"
+    )
+    body = RequestBody(
+        content={"application/json": OpenAPIMediaType(schema=components[model.__name__])},
+        required=True,
+    )
+
+    @dataclass
+    class WithBody(Operation):
+        def __post_init__(self) -> None:
+            self.request_body = body
+
+    return WithBody
+
+
+async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
+    try:
+        return msgspec.json.decode(await request.body(), type=model)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def _job_location(job_id: str) -> str:
+    return "/jobs/" + quote(job_id, safe="")
+
+
+def _problems(*codes: int) -> dict[int, ResponseSpec]:
+    return {
+        code: ResponseSpec(data_container=Problem, media_type="application/problem+json")
+        for code in codes
+    }
+
+
+@post(
+    "/jobs/submit",
+    summary="Submit a job",
+    description=(
+        "201 with the job when the id is new; 200 with the stored job, unchanged, when the same "
+        "id was submitted with the same description and data; 409 when it differs."
+    ),
+    status_code=HTTP_201_CREATED,
+    responses=_problems(400, 409, 413),
+    operation_class=_with_body(SubmitRequest),
+    tags=["jobs"],
+)
+async def submit(request: Request[Any, Any, Any], queue: Queue) -> Response[Job]:
+    submitted = await queue.submit(await _decode(request, SubmitRequest))
+    if submitted.created:
+        return Response(
+            submitted.job,
+            status_code=HTTP_201_CREATED,
+            headers={"Location": _job_location(submitted.job.job_id)},
+        )
+    return Response(submitted.job, status_code=HTTP_200_OK)
+
+
+@get(
+    "/jobs/next",
+    summary="Take the next job",
+    description="The oldest submitted job, now running; 204 when the queue is empty.",
+    responses={204: ResponseSpec(data_container=None, description="The queue is empty")},
+    tags=["jobs"],
+)
+async def next_job(queue: Queue) -> Response[Job | None]:
+    job = await queue.next()
+    if job is None:
+        return Response(None, status_code=HTTP_204_NO_CONTENT)
+    return Response(job)
+
+
+@post(
+    "/jobs/complete",
+    summary="Complete a running job",
+    description="Marks a running job succeeded or failed. Repeating the same completion is "
+    "answered 200 with the job unchanged; any other transition is 409.",
+    status_code=HTTP_200_OK,
+    responses=_problems(400, 404, 409, 413),
+    operation_class=_with_body(CompleteRequest),
+    tags=["jobs"],
+)
+async def complete(request: Request[Any, Any, Any], queue: Queue) -> Job:
+    body = await _decode(request, CompleteRequest)
+    return await queue.complete(body.job_id, body.status)
+
+
+def _path_job_id(request: Request[Any, Any, Any]) -> str:
+    # The router sees the decoded path, where `a%2Fb` and `a/b` (and `a%2F%2Fb`, collapsed) look
+    # alike; the id is what the client percent-encoded, so it is read from the raw path.
+    raw: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    raw = raw.split(b"?", 1)[0]
+    encoded = raw[raw.index(JOBS_PREFIX) + len(JOBS_PREFIX) :]
+    try:
+        return unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("the job id in the path is not valid UTF-8") from None
+
+
+@get(
+    "/jobs/{job_path:path}",
+    summary="Get a job",
+    description="The id is percent-encoded in the path (`/` as `%2F`).",
+    responses=_problems(404),
+    tags=["jobs"],
+)
+async def get_job(request: Request[Any, Any, Any], job_path: str, queue: Queue) -> Job:
+    del job_path  # the router's decoded copy; see _path_job_id
+    return await queue.get(_path_job_id(request))
+
+
+@get(
+    "/jobs",
+    summary="List jobs",
+    description='Jobs in submission order. A `Link: <...>; rel="next"` header gives the next '
+    "page when more jobs follow.",
+    responses=_problems(400),
+    tags=["jobs"],
+)
+async def list_jobs(
+    queue: Queue,
+    states: Annotated[
+        list[JobState] | None,
+        Parameter(query="state", description="Only jobs in these states (repeatable)."),
+    ] = None,
+    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
+    after: Annotated[
+        str | None, Parameter(description="A jobId: return the jobs submitted after it.")
+    ] = None,
+) -> Response[list[Job]]:
+    states = states or []
+    page = await queue.list_jobs(states, limit, after)
+    headers = {}
+    if page.more:
+        query = [("state", s.value) for s in states]
+        query += [("limit", str(limit)), ("after", page.jobs[-1].job_id)]
+        headers["Link"] = f'</jobs?{urlencode(query, quote_via=quote)}>; rel="next"'
+    return Response(page.jobs, headers=headers)
+
+
+@get("/stats", summary="Count jobs per state", tags=["queue"])
+async def stats(queue: Queue) -> Stats:
+    return await queue.stats()
+
+
+@get("/health", summary="Liveness", tags=["queue"])
+async def health() -> Health:
+    return Health(status="ok")
+
+
+ROUTES = [submit, next_job, complete, get_job, list_jobs, stats, health]

@@ -1,0 +1,77 @@
+"""The storage boundary: what the queue needs from a backend, and nothing about how it is done.
+
+Each method is one atomic step in the backend's own transaction, so that the queue's rules hold
+under any number of concurrent callers and server processes. The queue decides what the answer
+means (201 or 200 or 409 ...); the store only guarantees the step is atomic and durable before it
+returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from typing import Any, Protocol
+
+from simplequeue.models import Job, JobState, Stats
+
+__all__ = ["NewJob", "Store", "UnknownCursor"]
+
+
+class UnknownCursor(LookupError):
+    """``list_jobs(after=...)`` named a job id that does not exist."""
+
+
+class NewJob:
+    """What a submit stores: the client's fields and the time it arrived."""
+
+    __slots__ = ("created_at", "data", "description", "job_id")
+
+    def __init__(
+        self,
+        job_id: str,
+        description: str | None,
+        data: dict[str, Any] | None,
+        created_at: datetime,
+    ) -> None:
+        self.job_id = job_id
+        self.description = description
+        self.data = data
+        self.created_at = created_at
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema. Called once before any other method."""
+
+    async def close(self) -> None: ...
+
+    async def submit(self, job: NewJob) -> tuple[Job, bool]:
+        """Insert the job unless its id exists. Returns the stored job and whether it was new.
+
+        Durable before it returns: a job this returned survives a crash of the server.
+        """
+
+    async def next(self, now: datetime) -> Job | None:
+        """Claim the oldest ``submitted`` job: make it ``running`` at ``now``, one more attempt.
+
+        Each job is claimed by exactly one caller. ``None`` when nothing is submitted.
+        """
+
+    async def complete(
+        self, job_id: str, state: JobState, now: datetime
+    ) -> tuple[Job | None, bool]:
+        """Finish the job with ``state`` if, and only if, it is ``running``.
+
+        Returns the job as it now is (``None`` if unknown) and whether this call changed it.
+        """
+
+    async def get(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(
+        self, states: Collection[JobState], limit: int, after: str | None
+    ) -> list[Job]:
+        """Up to ``limit`` jobs in submission order, after the job ``after`` if given, in one of
+        ``states`` (all states when empty). Raises ``UnknownCursor`` for an unknown ``after``."""
+
+    async def stats(self) -> Stats:
+        """The count of jobs per state, without scanning the jobs."""
