@@ -32,3 +32,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 def server(serve: Callable[..., ServerProcess]) -> ServerProcess:
     """One real `sq serve` on a fresh SQLite file."""
     return serve()
+
+
+@pytest.fixture
+def server_fast(serve: Callable[..., ServerProcess]) -> ServerProcess:
+    """One real `sq serve` with ``--synchronous normal``: for tests about atomicity, not
+    durability, where an fsync per commit would only make them slow."""
+    return serve(None, "--synchronous", "normal")

@@ -6,6 +6,7 @@ Python attributes are snake_case; on the wire every field is camelCase (``rename
 from __future__ import annotations
 
 import enum
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -75,10 +76,17 @@ JobData = Annotated[
 ]
 
 
+# The pattern above is for the schema's readers; Python's `$` also matches before a final
+# newline, so msgspec would let "id\n" through it. This check is the one that holds.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _check_job_id(job_id: str) -> None:
+    # msgspec turns a ValueError raised here into a ValidationError ("... - at `$`").
     if job_id in RESERVED_JOB_IDS:
-        # msgspec turns a ValueError raised here into a ValidationError ("... - at `$`").
         raise ValueError(f"`jobId` {job_id!r} is reserved (it names a route)")
+    if _CONTROL_CHARACTER.search(job_id):
+        raise ValueError("`jobId` must not contain control characters (U+0000-U+001F, U+007F)")
 
 
 class Job(msgspec.Struct, kw_only=True, rename="camel"):

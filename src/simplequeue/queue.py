@@ -98,14 +98,30 @@ class Queue:
         return job
 
     async def list_jobs(
-        self, states: Collection[JobState] = (), limit: int = 100, after: str | None = None
+        self,
+        states: Collection[JobState] = (),
+        limit: int = 100,
+        after: str | None = None,
+        *,
+        before: str | None = None,
+        newest_first: bool = False,
+        prefix: str | None = None,
     ) -> Page:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidRequest(f"`limit` must be between 1 and {MAX_PAGE}, got {limit}")
         try:
-            jobs = await self.store.list_jobs(states, limit + 1, after)
-        except UnknownCursor:
-            raise InvalidRequest(f"`after` names no job: {after!r}") from None
+            jobs = await self.store.list_jobs(
+                states,
+                limit + 1,
+                after,
+                before=before,
+                newest_first=newest_first,
+                prefix=prefix,
+            )
+        except UnknownCursor as exc:
+            (job_id,) = exc.args
+            cursor = "after" if job_id == after else "before"
+            raise InvalidRequest(f"`{cursor}` names no job: {job_id!r}") from None
         return Page(jobs[:limit], more=len(jobs) > limit)
 
     async def stats(self) -> Stats:

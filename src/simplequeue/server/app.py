@@ -9,9 +9,11 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.enums import ScopeType
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from simplequeue import __version__
 from simplequeue.queue import Queue
@@ -21,7 +23,7 @@ from simplequeue.server.problems import (
     internal_error,
     validation_error,
 )
-from simplequeue.server.routes import ROUTES
+from simplequeue.server.routes import JOBS_PREFIX, ROUTES
 from simplequeue.server.settings import Settings
 from simplequeue.store import Store, store_for
 
@@ -33,6 +35,25 @@ DASHBOARD_DIR = Path(__file__).parent / "dashboard"
 def _queue(state: State) -> Queue:
     queue: Queue = state.queue
     return queue
+
+
+def _route_job_paths_raw(handler: ASGIApp) -> ASGIApp:
+    """Route ``/jobs/<percent-encoded id>`` by the raw path, not the decoded one.
+
+    The router matches the decoded path, with slashes trimmed and collapsed: the id ``next/``
+    (``/jobs/next%2F``) would reach the next-job route and claim a job, ``/`` (``/jobs/%2F``)
+    would list the jobs, ``submit/`` would get 405. Left encoded, the id is one path segment
+    and only the get-job route can match it (which reads the id from the raw path itself).
+    """
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP:
+            raw = scope.get("raw_path", b"").split(b"?", 1)[0]
+            if raw.startswith(JOBS_PREFIX) and b"%" in raw:
+                scope["path"] = raw.decode("latin-1")
+        await handler(scope, receive, send)
+
+    return route
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> Litestar:
@@ -49,7 +70,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         finally:
             await opened.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[*ROUTES, *DASHBOARD_ROUTES],
         lifespan=[open_queue],
         dependencies={"queue": Provide(_queue, sync_to_thread=False)},
@@ -68,3 +89,5 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         ),
         logging_config=None,
     )
+    app.asgi_handler = _route_job_paths_raw(app.asgi_handler)
+    return app

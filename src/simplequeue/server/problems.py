@@ -11,12 +11,28 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from simplequeue.errors import SimpleQueueError
+from simplequeue.errors import (
+    InvalidRequest,
+    JobConflict,
+    JobNotFound,
+    PayloadTooLarge,
+    SimpleQueueError,
+)
 
 logger = logging.getLogger("simplequeue.server")
 
 
+# The error tree's titles first: they use RFC 9110's names (413 is "Content Too Large"), which
+# this Python's HTTPStatus predates.
+_TITLES = {
+    error.status_code: error.title
+    for error in (InvalidRequest, JobNotFound, JobConflict, PayloadTooLarge)
+}
+
+
 def _phrase(status: int) -> str:
+    if title := _TITLES.get(status):
+        return title
     try:
         return HTTPStatus(status).phrase
     except ValueError:
@@ -32,7 +48,8 @@ def from_queue_error(exc: SimpleQueueError) -> ProblemDetailsException:
 def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
     # Litestar names a failing parameter by its Python name; the client knows its query key.
     parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
-    alias = getattr(parameter and parameter.kwarg_definition, "query", None)
+    definition = parameter and parameter.kwarg_definition
+    alias = getattr(definition, "name", None) or getattr(definition, "query", None)
     return alias or key
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from simplequeue.errors import InvalidRequest
@@ -42,8 +43,22 @@ def _with_body(model: type[Any]) -> type[Operation]:
     (_, components) = msgspec.json.schema_components(
         [model], ref_template="#/components/schemas/{name}"
     )
+    # The model's own components (an enum such as CompletionStatus) are not in the app's
+    # OpenAPI components, so a $ref to one would dangle: put them in place.
+    prefix = "#/components/schemas/"
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith(prefix):
+                return inline(components[ref.removeprefix(prefix)])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
     body = RequestBody(
-        content={"application/json": OpenAPIMediaType(schema=components[model.__name__])},
+        content={"application/json": OpenAPIMediaType(schema=inline(components[model.__name__]))},
         required=True,
     )
 
@@ -65,7 +80,11 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
 
 
 def _job_location(job_id: str) -> str:
-    return "/jobs/" + quote(job_id, safe="")
+    segment = quote(job_id, safe="")
+    if segment in {".", ".."}:
+        # A dot segment would be resolved away by any client following the header (RFC 3986).
+        segment = segment.replace(".", "%2E")
+    return "/jobs/" + segment
 
 
 def _problems(*codes: int) -> dict[int, ResponseSpec]:
@@ -83,11 +102,16 @@ def _problems(*codes: int) -> dict[int, ResponseSpec]:
         "id was submitted with the same description and data; 409 when it differs."
     ),
     status_code=HTTP_201_CREATED,
-    responses=_problems(400, 409, 413),
+    responses={
+        HTTP_200_OK: ResponseSpec(
+            data_container=Job, description="Already submitted with the same content; unchanged"
+        ),
+        **_problems(400, 409, 413),
+    },
     operation_class=_with_body(SubmitRequest),
     tags=["jobs"],
 )
-async def submit(request: Request[Any, Any, Any], queue: Queue) -> Response[Job]:
+async def submit(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> Response[Job]:
     submitted = await queue.submit(await _decode(request, SubmitRequest))
     if submitted.created:
         return Response(
@@ -105,7 +129,7 @@ async def submit(request: Request[Any, Any, Any], queue: Queue) -> Response[Job]
     responses={204: ResponseSpec(data_container=None, description="The queue is empty")},
     tags=["jobs"],
 )
-async def next_job(queue: Queue) -> Response[Job | None]:
+async def next_job(queue: NamedDependency[Queue]) -> Response[Job | None]:
     job = await queue.next()
     if job is None:
         return Response(None, status_code=HTTP_204_NO_CONTENT)
@@ -122,7 +146,7 @@ async def next_job(queue: Queue) -> Response[Job | None]:
     operation_class=_with_body(CompleteRequest),
     tags=["jobs"],
 )
-async def complete(request: Request[Any, Any, Any], queue: Queue) -> Job:
+async def complete(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> Job:
     body = await _decode(request, CompleteRequest)
     return await queue.complete(body.job_id, body.status)
 
@@ -146,7 +170,9 @@ def _path_job_id(request: Request[Any, Any, Any]) -> str:
     responses=_problems(404),
     tags=["jobs"],
 )
-async def get_job(request: Request[Any, Any, Any], job_path: str, queue: Queue) -> Job:
+async def get_job(
+    request: Request[Any, Any, Any], job_path: FromPath[str], queue: NamedDependency[Queue]
+) -> Job:
     del job_path  # the router's decoded copy; see _path_job_id
     return await queue.get(_path_job_id(request))
 
@@ -154,34 +180,54 @@ async def get_job(request: Request[Any, Any, Any], job_path: str, queue: Queue) 
 @get(
     "/jobs",
     summary="List jobs",
-    description='Jobs in submission order. A `Link: <...>; rel="next"` header gives the next '
-    "page when more jobs follow.",
+    description="Jobs in submission order, oldest first (`order=desc`: newest first). A "
+    '`Link: <...>; rel="next"` header gives the next page when more jobs follow.',
     responses=_problems(400),
     tags=["jobs"],
 )
 async def list_jobs(
-    queue: Queue,
+    queue: NamedDependency[Queue],
     states: Annotated[
         list[JobState] | None,
-        Parameter(query="state", description="Only jobs in these states (repeatable)."),
+        QueryParameter(name="state", description="Only jobs in these states (repeatable)."),
     ] = None,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
     after: Annotated[
-        str | None, Parameter(description="A jobId: return the jobs submitted after it.")
+        str | None, QueryParameter(description="A jobId: return the jobs submitted after it.")
+    ] = None,
+    before: Annotated[
+        str | None, QueryParameter(description="A jobId: return the jobs submitted before it.")
+    ] = None,
+    order: Annotated[
+        Literal["asc", "desc"],
+        QueryParameter(description="`asc`: oldest first (the default); `desc`: newest first."),
+    ] = "asc",
+    prefix: Annotated[
+        str | None,
+        QueryParameter(min_length=1, max_length=256, description="Only jobs whose id starts so."),
     ] = None,
 ) -> Response[list[Job]]:
     states = states or []
-    page = await queue.list_jobs(states, limit, after)
+    newest_first = order == "desc"
+    page = await queue.list_jobs(
+        states, limit, after, before=before, newest_first=newest_first, prefix=prefix
+    )
     headers = {}
     if page.more:
-        query = [("state", s.value) for s in states]
-        query += [("limit", str(limit)), ("after", page.jobs[-1].job_id)]
+        # The next page continues past the last job shown: later ones when oldest first,
+        # earlier ones when newest first; the other bound and every filter stay as they were.
+        last = page.jobs[-1].job_id
+        after, before = (after, last) if newest_first else (last, before)
+        order_ = "desc" if newest_first else None  # asc is the default: its links stay as before
+        optional = {"prefix": prefix, "order": order_, "after": after, "before": before}
+        query = [("state", s.value) for s in states] + [("limit", str(limit))]
+        query += [(key, value) for key, value in optional.items() if value is not None]
         headers["Link"] = f'</jobs?{urlencode(query, quote_via=quote)}>; rel="next"'
     return Response(page.jobs, headers=headers)
 
 
 @get("/stats", summary="Count jobs per state", tags=["queue"])
-async def stats(queue: Queue) -> Stats:
+async def stats(queue: NamedDependency[Queue]) -> Stats:
     return await queue.stats()
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Synchronous = Literal["full", "normal"]
+from simplequeue.store.sqlite import Synchronous
+
+__all__ = ["MIB", "LogLevel", "Settings", "Synchronous"]
+
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 MIB = 1024 * 1024

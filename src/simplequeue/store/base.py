@@ -18,7 +18,7 @@ __all__ = ["NewJob", "Store", "UnknownCursor"]
 
 
 class UnknownCursor(LookupError):
-    """``list_jobs(after=...)`` named a job id that does not exist."""
+    """``list_jobs(after=...)`` or ``before=...`` named a job id that does not exist."""
 
 
 class NewJob:
@@ -68,10 +68,19 @@ class Store(Protocol):
     async def get(self, job_id: str) -> Job | None: ...
 
     async def list_jobs(
-        self, states: Collection[JobState], limit: int, after: str | None
+        self,
+        states: Collection[JobState],
+        limit: int,
+        after: str | None,
+        *,
+        before: str | None = None,
+        newest_first: bool = False,
+        prefix: str | None = None,
     ) -> list[Job]:
-        """Up to ``limit`` jobs in submission order, after the job ``after`` if given, in one of
-        ``states`` (all states when empty). Raises ``UnknownCursor`` for an unknown ``after``."""
+        """Up to ``limit`` jobs in submission order (newest first if ``newest_first``), in one of
+        ``states`` (all states when empty), submitted after the job ``after`` and before the job
+        ``before`` when given, whose id starts with ``prefix`` when given. Raises
+        ``UnknownCursor(job_id)`` for an ``after`` or ``before`` that names no job."""
 
     async def stats(self) -> Stats:
         """The count of jobs per state, without scanning the jobs."""

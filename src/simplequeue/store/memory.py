@@ -68,18 +68,27 @@ class MemoryStore:
         return self._jobs.get(job_id)
 
     async def list_jobs(
-        self, states: Collection[JobState], limit: int, after: str | None
+        self,
+        states: Collection[JobState],
+        limit: int,
+        after: str | None,
+        *,
+        before: str | None = None,
+        newest_first: bool = False,
+        prefix: str | None = None,
     ) -> list[Job]:
-        jobs = iter(self._jobs.values())
-        if after is not None:
-            if after not in self._jobs:
-                raise UnknownCursor(after)
-            for job in jobs:
-                if job.job_id == after:
-                    break
+        for cursor in (after, before):
+            if cursor is not None and cursor not in self._jobs:
+                raise UnknownCursor(cursor)
+        ids = list(self._jobs)
+        low = 0 if after is None else ids.index(after) + 1
+        high = len(ids) if before is None else ids.index(before)
+        window = [self._jobs[job_id] for job_id in ids[low:high]]
         page = []
-        for job in jobs:
-            if not states or job.state in states:
+        for job in reversed(window) if newest_first else window:
+            if (not states or job.state in states) and (
+                prefix is None or job.job_id.startswith(prefix)
+            ):
                 page.append(job)
                 if len(page) == limit:
                     break

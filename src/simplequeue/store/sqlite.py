@@ -59,6 +59,28 @@ def _job(row: Row) -> Job:
     )
 
 
+_MAX_SEQ = 2**63 - 1
+# The first code point after U+D7FF that can be stored: surrogates never occur in text.
+_AFTER_SURROGATES = {0xD800: 0xE000}
+
+
+def _prefix_end(prefix: str) -> str | bytes:
+    """The least string above every string that starts with ``prefix``.
+
+    SQLite compares text as UTF-8 bytes, which orders like code points, so it is the prefix with
+    its last character incremented. When every character is U+10FFFF there is no such string, but
+    SQLite ranks every blob above all text, so an empty blob bounds the range instead.
+    """
+    chars = list(prefix)
+    while chars and chars[-1] == "\U0010ffff":
+        chars.pop()
+    if not chars:
+        return b""
+    code = ord(chars[-1]) + 1
+    chars[-1] = chr(_AFTER_SURROGATES.get(code, code))
+    return "".join(chars)
+
+
 def _statements(script: str) -> list[str]:
     # executescript() would COMMIT the migration's transaction first; split the script instead,
     # at the ends SQLite itself recognises (a trigger body holds semicolons of its own).
@@ -193,24 +215,41 @@ class SqliteStore:
         return await self._run(work)
 
     async def list_jobs(
-        self, states: Collection[JobState], limit: int, after: str | None
+        self,
+        states: Collection[JobState],
+        limit: int,
+        after: str | None,
+        *,
+        before: str | None = None,
+        newest_first: bool = False,
+        prefix: str | None = None,
     ) -> list[Job]:
+        def seq_of(conn: sqlite3.Connection, job_id: str) -> int:
+            row = conn.execute(Q["seq_of"], {"job_id": job_id}).fetchone()
+            if row is None:
+                raise UnknownCursor(job_id)
+            seq: int = row[0]
+            return seq
+
         def work(conn: sqlite3.Connection) -> list[Job]:
-            # One read transaction, so the cursor and the page see the same snapshot.
+            # One read transaction, so the cursors and the page see the same snapshot.
             conn.execute("BEGIN")
             try:
-                after_seq = 0
-                if after is not None:
-                    row = conn.execute(Q["seq_of"], {"job_id": after}).fetchone()
-                    if row is None:
-                        raise UnknownCursor(after)
-                    after_seq = row[0]
-                params: dict[str, Any] = {"after_seq": after_seq, "limit": limit}
+                params: dict[str, Any] = {
+                    "after_seq": 0 if after is None else seq_of(conn, after),
+                    "before_seq": _MAX_SEQ if before is None else seq_of(conn, before),
+                    "limit": limit,
+                    "states": None,
+                }
                 if states:
                     params["states"] = msgspec.json.encode([s.value for s in states]).decode()
-                    rows = conn.execute(Q["list_in_states"], params).fetchall()
+                if prefix is not None:
+                    params.update(prefix=prefix, prefix_end=_prefix_end(prefix))
+                    name = "list_prefix"
                 else:
-                    rows = conn.execute(Q["list_all"], params).fetchall()
+                    name = "list_in_states" if states else "list_all"
+                query = Q[f"{name}_desc" if newest_first else name]
+                rows = conn.execute(query, params).fetchall()
             finally:
                 conn.execute("COMMIT")
             return [_job(row) for row in rows]

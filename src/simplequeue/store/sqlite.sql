@@ -57,13 +57,43 @@ SELECT seq FROM jobs WHERE job_id = :job_id;
 
 -- name: list_all
 SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
-FROM jobs WHERE seq > :after_seq ORDER BY seq LIMIT :limit;
+FROM jobs WHERE seq > :after_seq AND seq < :before_seq ORDER BY seq LIMIT :limit;
+
+-- name: list_all_desc
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+FROM jobs WHERE seq > :after_seq AND seq < :before_seq ORDER BY seq DESC LIMIT :limit;
 
 -- name: list_in_states
 SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
 FROM jobs
-WHERE seq > :after_seq AND state IN (SELECT value FROM json_each(:states))
+WHERE seq > :after_seq AND seq < :before_seq
+  AND state IN (SELECT value FROM json_each(:states))
 ORDER BY seq LIMIT :limit;
+
+-- name: list_in_states_desc
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+FROM jobs
+WHERE seq > :after_seq AND seq < :before_seq
+  AND state IN (SELECT value FROM json_each(:states))
+ORDER BY seq DESC LIMIT :limit;
+
+-- A prefix is a range of the job_id index: [:prefix, :prefix_end). The unary `+` keeps SQLite
+-- from walking seq instead: a search finds a few jobs among many. :states is NULL for all.
+-- name: list_prefix
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+FROM jobs
+WHERE job_id >= :prefix AND job_id < :prefix_end
+  AND +seq > :after_seq AND +seq < :before_seq
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+ORDER BY seq LIMIT :limit;
+
+-- name: list_prefix_desc
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+FROM jobs
+WHERE job_id >= :prefix AND job_id < :prefix_end
+  AND +seq > :after_seq AND +seq < :before_seq
+  AND (:states IS NULL OR state IN (SELECT value FROM json_each(:states)))
+ORDER BY seq DESC LIMIT :limit;
 
 -- name: stats
 SELECT state, n FROM job_counts;

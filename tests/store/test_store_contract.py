@@ -1,0 +1,424 @@
+"""One contract for every storage backend: what the queue relies on a store to do.
+
+The same tests run against the in-memory store, SQLite on a file and SQLite in memory; the
+SQLite-only guarantees (WAL, schema version, durability setting, cheap counts) follow.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simplequeue.models import Job, JobState
+from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store, UnknownCursor
+from simplequeue.store.sqlite import SCHEMA_VERSION, Q, SchemaTooNew
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def new(job_id: str, n: int = 0, description: str | None = None, data: Any = None) -> NewJob:
+    return NewJob(job_id, description, data, at(n))
+
+
+BACKENDS: dict[str, Callable[[Path], Store]] = {
+    "memory": lambda _: MemoryStore(),
+    "sqlite-file": lambda tmp: SqliteStore(str(tmp / "queue.db")),
+    "sqlite-memory": lambda _: SqliteStore(":memory:"),
+}
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    opened = BACKENDS[request.param](tmp_path)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def all_jobs(store: Store) -> list[Job]:
+    return await store.list_jobs((), 10_000, None)
+
+
+# -- submit ---------------------------------------------------------------------------------
+
+
+async def test_submit_inserts_a_new_job_as_submitted(store: Store) -> None:
+    data = {"n": 1, "f": 1.0, "b": True, "nested": {"list": [1, "two", None]}, "text": "é😀"}
+    job, created = await store.submit(new("j1", 0, "first", data))
+    assert created is True
+    assert job == Job(
+        job_id="j1",
+        description="first",
+        data=data,
+        state=JobState.SUBMITTED,
+        created_at=T0,
+        started_at=None,
+        finished_at=None,
+        attempts=0,
+    )
+    stored = await store.get("j1")
+    assert stored == job
+    assert stored is not None
+    # JSON types survive the round trip: 1.0 stays a float, True stays a bool.
+    assert stored.data is not None
+    assert type(stored.data["f"]) is float
+    assert type(stored.data["b"]) is bool
+    assert stored.created_at.utcoffset() == timedelta(0)
+
+
+async def test_submit_of_a_known_id_inserts_nothing_and_returns_the_stored_job(
+    store: Store,
+) -> None:
+    first, _ = await store.submit(new("j1", 0, "original", {"a": 1}))
+    again, created = await store.submit(new("j1", 5, "other", {"a": 2}))
+    assert created is False
+    assert again == first
+    assert [j.job_id for j in await all_jobs(store)] == ["j1"]
+    assert (await store.stats()).total == 1
+
+
+async def test_resubmitting_a_running_or_finished_job_does_not_requeue_it(store: Store) -> None:
+    await store.submit(new("j1", 0))
+    await store.submit(new("j2", 1))
+    await store.next(at(2))
+    await store.complete("j1", JobState.SUCCEEDED, at(3))
+    await store.next(at(4))
+    for job_id in ("j1", "j2"):
+        job, created = await store.submit(new(job_id, 9))
+        assert created is False
+        assert job.state != JobState.SUBMITTED
+    assert await store.next(at(10)) is None
+
+
+async def test_optional_fields_are_stored_as_null(store: Store) -> None:
+    job, _ = await store.submit(new("bare", 0))
+    assert job.description is None
+    assert job.data is None
+    assert await store.get("bare") == job
+
+
+# -- next -----------------------------------------------------------------------------------
+
+
+async def test_next_is_none_when_nothing_is_submitted(store: Store) -> None:
+    assert await store.next(at(0)) is None
+
+
+async def test_next_claims_in_submission_order_not_id_order(store: Store) -> None:
+    order = ["m", "b", "z", "a", "10", "9"]
+    for n, job_id in enumerate(order):
+        await store.submit(new(job_id, n))
+    claimed = []
+    while (job := await store.next(at(100))) is not None:
+        claimed.append(job.job_id)
+    assert claimed == order
+
+
+async def test_next_marks_the_job_running_with_start_time_and_one_attempt(store: Store) -> None:
+    await store.submit(new("j1", 0, "d", {"k": "v"}))
+    job = await store.next(at(7))
+    assert job is not None
+    assert (job.job_id, job.state, job.started_at, job.attempts) == (
+        "j1",
+        JobState.RUNNING,
+        at(7),
+        1,
+    )
+    assert (job.description, job.data, job.created_at, job.finished_at) == (
+        "d",
+        {"k": "v"},
+        T0,
+        None,
+    )
+    assert await store.get("j1") == job
+    assert await store.next(at(8)) is None
+
+
+# -- complete -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("state", [JobState.SUCCEEDED, JobState.FAILED])
+async def test_complete_finishes_a_running_job(store: Store, state: JobState) -> None:
+    await store.submit(new("j1", 0))
+    running = await store.next(at(1))
+    job, changed = await store.complete("j1", state, at(2))
+    assert changed is True
+    assert job is not None
+    assert running is not None
+    assert job.state == state
+    assert job.finished_at == at(2)
+    assert (job.started_at, job.attempts) == (running.started_at, 1)
+    assert await store.get("j1") == job
+
+
+async def test_complete_leaves_a_submitted_job_alone(store: Store) -> None:
+    submitted, _ = await store.submit(new("j1", 0))
+    job, changed = await store.complete("j1", JobState.SUCCEEDED, at(1))
+    assert changed is False
+    assert job == submitted
+    assert await store.get("j1") == submitted
+    assert (await store.next(at(2))) is not None  # still in the queue
+
+
+@pytest.mark.parametrize("second", [JobState.SUCCEEDED, JobState.FAILED])
+async def test_complete_never_changes_a_finished_job(store: Store, second: JobState) -> None:
+    await store.submit(new("j1", 0))
+    await store.next(at(1))
+    finished, _ = await store.complete("j1", JobState.SUCCEEDED, at(2))
+    job, changed = await store.complete("j1", second, at(3))
+    assert changed is False
+    assert job == finished
+    assert await store.get("j1") == finished
+
+
+async def test_complete_of_an_unknown_job_is_none(store: Store) -> None:
+    assert await store.complete("nope", JobState.FAILED, at(0)) == (None, False)
+    assert (await store.stats()).total == 0
+
+
+async def test_get_of_an_unknown_job_is_none(store: Store) -> None:
+    await store.submit(new("j1", 0))
+    assert await store.get("j2") is None
+    assert await store.get("J1") is None
+
+
+# -- list_jobs ------------------------------------------------------------------------------
+
+
+async def seed_mixed(store: Store) -> None:
+    """j0..j5 in that order: j0 succeeded, j1 failed, j2 running, j3-j5 submitted."""
+    for n in range(6):
+        await store.submit(new(f"j{n}", n))
+    for _ in range(3):
+        await store.next(at(10))
+    await store.complete("j0", JobState.SUCCEEDED, at(11))
+    await store.complete("j1", JobState.FAILED, at(11))
+
+
+async def test_list_jobs_in_submission_order(store: Store) -> None:
+    for n, job_id in enumerate(["c", "a", "b"]):
+        await store.submit(new(job_id, n))
+    assert [j.job_id for j in await store.list_jobs((), 100, None)] == ["c", "a", "b"]
+
+
+async def test_list_jobs_limit_and_after(store: Store) -> None:
+    await seed_mixed(store)
+    ids = [f"j{n}" for n in range(6)]
+    assert [j.job_id for j in await store.list_jobs((), 2, None)] == ids[:2]
+    assert [j.job_id for j in await store.list_jobs((), 2, "j1")] == ids[2:4]
+    assert [j.job_id for j in await store.list_jobs((), 100, "j3")] == ids[4:]
+    assert await store.list_jobs((), 100, "j5") == []
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ((JobState.SUBMITTED,), ["j3", "j4", "j5"]),
+        ((JobState.RUNNING,), ["j2"]),
+        ((JobState.SUCCEEDED, JobState.FAILED), ["j0", "j1"]),
+        ((JobState.FAILED, JobState.SUBMITTED), ["j1", "j3", "j4", "j5"]),
+        (tuple(JobState), [f"j{n}" for n in range(6)]),
+    ],
+)
+async def test_list_jobs_filters_by_state(
+    store: Store, states: tuple[JobState, ...], expected: list[str]
+) -> None:
+    await seed_mixed(store)
+    jobs = await store.list_jobs(states, 100, None)
+    assert [j.job_id for j in jobs] == expected
+    assert all(j.state in states for j in jobs)
+
+
+async def test_list_jobs_states_limit_and_after_combine(store: Store) -> None:
+    await seed_mixed(store)
+    # The cursor may be a job outside the filter: the page starts after it all the same.
+    page = await store.list_jobs((JobState.SUBMITTED,), 2, "j0")
+    assert [j.job_id for j in page] == ["j3", "j4"]
+    page = await store.list_jobs((JobState.SUBMITTED,), 2, "j4")
+    assert [j.job_id for j in page] == ["j5"]
+
+
+async def test_list_jobs_after_an_unknown_id_raises_unknown_cursor(store: Store) -> None:
+    await store.submit(new("j1", 0))
+    with pytest.raises(UnknownCursor):
+        await store.list_jobs((), 10, "nope")
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+
+async def test_stats_of_an_empty_store(store: Store) -> None:
+    stats = await store.stats()
+    assert (stats.submitted, stats.running, stats.succeeded, stats.failed, stats.total) == (
+        0,
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+async def test_stats_count_jobs_per_state(store: Store) -> None:
+    await seed_mixed(store)
+    stats = await store.stats()
+    assert (stats.submitted, stats.running, stats.succeeded, stats.failed, stats.total) == (
+        3,
+        1,
+        1,
+        1,
+        6,
+    )
+
+
+async def random_operations(store: Store, seed: int, count: int = 400) -> None:
+    """Submits (some repeated), claims, and completions (some invalid), in a random mix."""
+    rng = random.Random(seed)
+    submitted = 0
+    for step in range(count):
+        roll = rng.random()
+        if roll < 0.45:
+            job_id = f"r{rng.randrange(submitted + 1)}" if rng.random() < 0.2 else f"r{submitted}"
+            _, created = await store.submit(new(job_id, step))
+            submitted += created
+        elif roll < 0.75:
+            await store.next(at(step))
+        else:
+            job_id = f"r{rng.randrange(submitted + 1)}"
+            state = rng.choice([JobState.SUCCEEDED, JobState.FAILED])
+            await store.complete(job_id, state, at(step))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_stats_match_the_jobs_after_random_operations(store: Store, seed: int) -> None:
+    await random_operations(store, seed)
+    jobs = await all_jobs(store)
+    counts = Counter(job.state for job in jobs)
+    stats = await store.stats()
+    assert stats.total == len(jobs) > 0
+    assert {
+        JobState.SUBMITTED: stats.submitted,
+        JobState.RUNNING: stats.running,
+        JobState.SUCCEEDED: stats.succeeded,
+        JobState.FAILED: stats.failed,
+    } == {state: counts[state] for state in JobState}
+    assert len({job.job_id for job in jobs}) == len(jobs)
+
+
+# -- SQLite only ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.db"
+
+
+async def opened(path: Path, **kwargs: Any) -> SqliteStore:
+    store = SqliteStore(str(path), **kwargs)
+    await store.open()
+    return store
+
+
+def pragma(path: Path, name: str) -> Any:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+async def test_sqlite_file_is_in_wal_mode_with_the_schema_version_recorded(db_path: Path) -> None:
+    store = await opened(db_path)
+    try:
+        assert pragma(db_path, "journal_mode") == "wal"
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION >= 1
+    finally:
+        await store.close()
+
+
+async def test_sqlite_reopening_a_file_keeps_its_jobs_and_order(db_path: Path) -> None:
+    store = await opened(db_path)
+    for n, job_id in enumerate(["b", "a", "c"]):
+        await store.submit(new(job_id, n, f"job {job_id}", {"n": n}))
+    await store.next(at(5))
+    await store.complete("b", JobState.FAILED, at(6))
+    before = await all_jobs(store)
+    await store.close()
+
+    store = await opened(db_path)
+    try:
+        assert await all_jobs(store) == before
+        assert (await store.stats()).failed == 1
+        claimed = await store.next(at(7))
+        assert claimed is not None
+        assert claimed.job_id == "a"
+        # Reopening does not run the schema again (it would fail on the existing tables).
+        assert pragma(db_path, "user_version") == SCHEMA_VERSION
+    finally:
+        await store.close()
+
+
+async def test_sqlite_refuses_a_file_with_a_newer_schema(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    store = SqliteStore(str(db_path))
+    with pytest.raises(SchemaTooNew, match=r"schema version \d+.*upgrade simplequeue"):
+        await store.open()
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == []
+    assert pragma(db_path, "user_version") == SCHEMA_VERSION + 1
+
+
+@pytest.mark.parametrize(("synchronous", "expected"), [("full", 2), ("normal", 1)])
+async def test_sqlite_applies_the_synchronous_setting(
+    db_path: Path, synchronous: str, expected: int
+) -> None:
+    store = await opened(db_path, synchronous=synchronous)
+    try:
+        # synchronous is per connection: ask the store's own connection, on its own thread.
+        value = await store._run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+        assert value == expected
+    finally:
+        await store.close()
+
+
+async def test_sqlite_stats_query_does_not_scan_the_jobs(db_path: Path) -> None:
+    store = await opened(db_path)
+    await store.close()
+    with sqlite3.connect(db_path) as conn:
+        plan = [row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + Q["stats"])]
+    assert plan
+    assert not [step for step in plan if re.search(r"\bjobs\b", step)], plan
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_sqlite_trigger_counts_match_a_real_count(db_path: Path, seed: int) -> None:
+    store = await opened(db_path)
+    try:
+        await random_operations(store, seed)
+        stats = await store.stats()
+    finally:
+        await store.close()
+    with sqlite3.connect(db_path) as conn:
+        real = dict(conn.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        total = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    assert total > 0
+    assert {
+        "submitted": stats.submitted,
+        "running": stats.running,
+        "succeeded": stats.succeeded,
+        "failed": stats.failed,
+    } == {state.value: real.get(state.value, 0) for state in JobState}
+    assert stats.total == total
