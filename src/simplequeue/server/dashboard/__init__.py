@@ -34,7 +34,7 @@ async def _secure(response: Response[Any]) -> Response[Any]:
 
 @get("/", include_in_schema=False, after_request=_secure)
 async def dashboard() -> Response[bytes]:
-    return Response((HERE / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
+    return Response((HERE / "index.html").read_bytes(), media_type="text/html")
 
 
 DASHBOARD_ROUTES: list[ControllerRouterHandler] = [
