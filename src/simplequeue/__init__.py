@@ -1,3 +1,40 @@
-"""simplequeue: a small, fast, trustworthy HTTP job queue."""
+"""simplequeue: a small, fast, trustworthy HTTP job queue.
+
+from simplequeue import Client
+
+with Client("http://127.0.0.1:8000") as queue:
+    queue.submit("invoice-42", data={"amount": 12})
+    job = queue.next()
+"""
+
+from simplequeue.client import AsyncClient, Client
+from simplequeue.errors import (
+    ConnectionFailed,
+    InvalidRequest,
+    JobConflict,
+    JobNotFound,
+    PayloadTooLarge,
+    RequestError,
+    ServerError,
+    SimpleQueueError,
+)
+from simplequeue.models import CompletionStatus, Job, JobState, Stats
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "CompletionStatus",
+    "ConnectionFailed",
+    "InvalidRequest",
+    "Job",
+    "JobConflict",
+    "JobNotFound",
+    "JobState",
+    "PayloadTooLarge",
+    "RequestError",
+    "ServerError",
+    "SimpleQueueError",
+    "Stats",
+]

@@ -1,11 +1,29 @@
-"""The `sq` Typer app."""
+"""The `sq` Typer app: every client command is one SDK call and one render.
+
+Exit codes (also in docs/cli.md): 0 done; 1 the server refused the request (4xx); 2 bad usage,
+including --data that is not a JSON object; 3 `sq next` found the queue empty; 4 the server could
+not be reached; 5 the server failed (5xx).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import enum
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
+import msgspec
 import typer
+from rich.console import Console, RenderableType
 
+from simplequeue.cli import render
+from simplequeue.client import DEFAULT_URL, Client
+from simplequeue.errors import ConnectionFailed, RequestError, SimpleQueueError
+from simplequeue.models import CompletionStatus, JobState
 from simplequeue.server.settings import MIB, LogLevel, Synchronous
 
 app = typer.Typer(
@@ -16,7 +34,13 @@ app = typer.Typer(
 )
 
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+class Exit(enum.IntEnum):
+    OK = 0
+    REFUSED = 1
+    USAGE = 2
+    EMPTY = 3
+    UNREACHABLE = 4
+    SERVER = 5
 
 
 @app.callback()
@@ -63,5 +87,209 @@ def serve(
     run(settings, server=server)  # type: ignore[arg-type]
 
 
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the API's JSON answer instead of a table.")
+]
+
+
+def connect(url: str, *, retries: int = 3) -> Client:
+    """The SDK client every command uses; tests replace it to reach an in-process app."""
+    return Client(url, retries=retries)
+
+
+def fail(message: str, code: Exit) -> NoReturn:
+    typer.echo(f"sq: error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _client(ctx: typer.Context) -> Iterator[Client]:
+    """The SDK client for this command; SDK errors end the command with one line and a code."""
+    try:
+        client = connect(ctx.obj)
+    except ValueError as exc:
+        fail(f"--url: {exc}", Exit.USAGE)
+    try:
+        with client:
+            yield client
+    except ConnectionFailed as exc:
+        fail(f"{exc.detail} (is `sq serve` running? see --url)", Exit.UNREACHABLE)
+    except RequestError as exc:
+        fail(exc.detail, Exit.REFUSED)
+    except SimpleQueueError as exc:
+        fail(exc.detail, Exit.SERVER)
+
+
+def _show(answer: object, as_json: bool, human: RenderableType) -> None:
+    if as_json:
+        sys.stdout.write(msgspec.json.encode(answer).decode() + "\n")
+    else:
+        Console().print(human)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _read_data(value: str) -> dict[str, Any]:
+    """``--data``: inline JSON, ``@FILE`` or ``-`` for stdin; it must be a JSON object."""
+    source = ""
+    try:
+        if value == "-":
+            source, text = " (stdin)", sys.stdin.read()
+        elif value.startswith("@"):
+            source, text = f" (file {value[1:]!r})", Path(value[1:]).read_text(encoding="utf-8")
+        else:
+            text = value
+    except OSError as exc:
+        fail(f"--data: cannot read {value[1:]!r}: {exc.strerror}", Exit.USAGE)
+    try:
+        data = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        fail(f"--data{source} is not valid JSON: {exc}", Exit.USAGE)
+    if not isinstance(data, dict):
+        fail(f"--data must be a JSON object, not {type(data).__name__}", Exit.USAGE)
+    return data
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    job_id: Annotated[
+        str | None, typer.Option("--id", help="The job's id (default: a new UUID).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="Human-readable text.")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(help="A JSON object: inline, @FILE, or - to read standard input."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Submit a job. Submitting the same id with the same content again changes nothing.
+
+    Example: sq submit --id invoice-42 --description "send invoice" --data '{"amount": 12}'
+    """
+    payload = None if data is None else _read_data(data)
+    with _client(ctx) as client:
+        job = client.submit(job_id or str(uuid.uuid4()), description, payload)
+    _show(job, as_json, render.job_table(job, _now()))
+
+
+@app.command("next")
+def next_(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Take the next job (it becomes running). Exit code 3 when the queue is empty.
+
+    Example: job=$(sq next --json) && echo "$job" | jq -r .jobId
+    """
+    with _client(ctx) as client:
+        job = client.next()
+    if job is None:
+        typer.echo("sq: the queue is empty", err=True)
+        raise typer.Exit(Exit.EMPTY)
+    _show(job, as_json, render.job_table(job, _now()))
+
+
+@app.command()
+def complete(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The running job's id.")],
+    status: Annotated[CompletionStatus, typer.Argument(help="How it ended.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Complete a running job as succeeded or failed.
+
+    Example: sq complete invoice-42 succeeded
+    """
+    with _client(ctx) as client:
+        job = client.complete(job_id, status)
+    _show(job, as_json, render.job_table(job, _now()))
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Show one job.
+
+    Example: sq get invoice-42
+    """
+    with _client(ctx) as client:
+        job = client.get(job_id)
+    _show(job, as_json, render.job_table(job, _now()))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    state: Annotated[
+        list[JobState] | None,
+        typer.Option("--state", "-s", help="Only jobs in this state (repeatable)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 100,
+    after: Annotated[
+        str | None, typer.Option(help="Only jobs submitted after this job id.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List jobs, oldest first.
+
+    Example: sq list --state submitted --state running --limit 20
+    """
+    with _client(ctx) as client:
+        jobs = client.list_jobs(state, limit, after)
+    more = f"more may follow: --after {jobs[-1].job_id!r}" if len(jobs) == limit else None
+    _show(jobs, as_json, render.jobs_table(jobs, _now(), caption=more))
+
+
+@app.command()
+def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Count the jobs in each state.
+
+    Example: sq stats --json
+    """
+    with _client(ctx) as client:
+        counts = client.stats()
+    _show(counts, as_json, render.stats_table(counts))
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes.")] = 1.0,
+    jobs: Annotated[int, typer.Option(min=1, max=1000, help="How many recent jobs to show.")] = 10,
+) -> None:
+    """A live dashboard: counts per state, completions per second, the most recent jobs.
+
+    Keeps retrying while the server is unreachable. Press q or Ctrl-C to leave.
+
+    Example: sq --url http://127.0.0.1:8000 watch --jobs 20
+    """
+    from simplequeue.cli.watch import watch as run
+
+    try:
+        client = connect(ctx.obj, retries=0)  # the dashboard's own loop is the retry
+    except ValueError as exc:
+        fail(f"--url: {exc}", Exit.USAGE)
+    try:
+        with client:
+            run(client, interval=interval, rows=jobs, console=Console())
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
-    app()
+    """The `sq` entry point: click's usage errors, too, become one line on stderr."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if not exc.format_message():  # `sq` alone: the help is already printed
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)  # set on usage errors: the command to ask for --help
+        where = f" (see '{ctx.command_path} --help')" if ctx else ""
+        typer.echo(f"sq: error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,149 @@
+"""Pure functions from models to Rich renderables: no I/O, no clock (``now`` is passed in).
+
+Every string that came from the server is wrapped in `Text`, never printed as markup: a job's
+description may well contain ``[bold]`` or ``:smile:``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from simplequeue.models import Job, JobState, Stats
+
+__all__ = ["Snapshot", "age", "dashboard", "job_table", "jobs_table", "state_text", "stats_table"]
+
+STATE_STYLES = {
+    JobState.SUBMITTED: "cyan",
+    JobState.RUNNING: "yellow",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "red",
+}
+NONE = Text("-", style="dim")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one frame of ``sq watch`` shows."""
+
+    url: str
+    now: datetime
+    stats: Stats | None = None
+    jobs: Sequence[Job] = field(default_factory=tuple)
+    """The most recent jobs, newest first."""
+    completed_per_second: float | None = None
+    """Jobs finished per second over the last few samples; ``None`` until there are two."""
+    error: str | None = None
+    """Why the last sample failed; the rest of the snapshot is the last good one."""
+
+
+def state_text(state: JobState) -> Text:
+    return Text(state.value, style=STATE_STYLES[state])
+
+
+def age(since: datetime, now: datetime) -> str:
+    seconds = max(0, int((now - since).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _moment(at: datetime | None, now: datetime) -> Text:
+    if at is None:
+        return NONE
+    return Text(f"{at:%Y-%m-%d %H:%M:%S} UTC ({age(at, now)} ago)")
+
+
+def job_table(job: Job, now: datetime) -> Table:
+    """One job as a two-column key/value table."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("id", Text(job.job_id))
+    table.add_row("state", state_text(job.state))
+    table.add_row("description", NONE if job.description is None else Text(job.description))
+    table.add_row("data", NONE if job.data is None else JSON.from_data(job.data))
+    table.add_row("attempts", str(job.attempts))
+    table.add_row("created", _moment(job.created_at, now))
+    table.add_row("started", _moment(job.started_at, now))
+    table.add_row("finished", _moment(job.finished_at, now))
+    return table
+
+
+def jobs_table(
+    jobs: Sequence[Job], now: datetime, *, title: str | None = None, caption: str | None = None
+) -> Table:
+    """Jobs as rows, in the order given."""
+    table = Table(
+        title=title,
+        caption=caption and Text(caption, style="dim"),
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        caption_justify="left",
+    )
+    table.add_column("id", overflow="fold", max_width=40)
+    table.add_column("state")
+    table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=50)
+    table.add_column("attempts", justify="right")
+    table.add_column("age", justify="right")
+    for job in jobs:
+        table.add_row(
+            Text(job.job_id),
+            state_text(job.state),
+            NONE if job.description is None else Text(job.description),
+            str(job.attempts),
+            age(job.created_at, now),
+        )
+    return table
+
+
+def stats_table(stats: Stats) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for state in JobState:
+        table.add_row(state_text(state), str(getattr(stats, state.value)))
+    table.add_row("total", str(stats.total))
+    return table
+
+
+def _counts(snapshot: Snapshot) -> Text:
+    text = Text()
+    for state in JobState:
+        count = "?" if snapshot.stats is None else str(getattr(snapshot.stats, state.value))
+        text.append(f"{state.value} ", style=STATE_STYLES[state])
+        text.append(f"{count}   ", style="bold")
+    text.append("total ")
+    text.append("?" if snapshot.stats is None else str(snapshot.stats.total), style="bold")
+    rate = snapshot.completed_per_second
+    text.append("   completed/s ")
+    text.append("-" if rate is None else f"{rate:.1f}", style="bold")
+    return text
+
+
+def dashboard(snapshot: Snapshot) -> Panel:
+    """The whole ``sq watch`` frame."""
+    parts: list[RenderableType] = [_counts(snapshot)]
+    if snapshot.error is not None:
+        parts.append(Text(f"{snapshot.error} (retrying)", style="bold red"))
+    if snapshot.jobs:
+        parts.append(jobs_table(snapshot.jobs, snapshot.now, title="most recent jobs"))
+    elif snapshot.stats is not None:
+        parts.append(Text("no jobs yet", style="dim"))
+    return Panel(
+        Group(*parts),
+        title=Text(f"simplequeue · {snapshot.url}"),
+        title_align="left",
+        subtitle=Text(f"{snapshot.now:%H:%M:%S} UTC · q or Ctrl-C to quit"),
+        subtitle_align="right",
+        box=box.ROUNDED,
+    )

@@ -1,0 +1,250 @@
+"""Everything the two clients share that is not I/O: building calls, reading answers, retrying.
+
+`Client` and `AsyncClient` only send a `Call` and sleep between attempts; what to send, whether
+an answer may be retried and how it becomes a model or an error are decided here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from simplequeue.errors import (
+    ConnectionFailed,
+    InvalidRequest,
+    JobConflict,
+    JobNotFound,
+    PayloadTooLarge,
+    RequestError,
+    ServerError,
+)
+from simplequeue.models import (
+    CompleteRequest,
+    CompletionStatus,
+    Health,
+    Job,
+    JobState,
+    Problem,
+    Stats,
+    SubmitRequest,
+)
+
+__all__ = ["DEFAULT_URL", "URL_ENV", "BaseClient", "Call", "Page"]
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+URL_ENV = "SIMPLEQUEUE_URL"
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+# A gateway's answers that say "the server was not reached or did not finish": the request may
+# not have been applied, so an idempotent one can be sent again.
+RETRY_STATUSES = frozenset({502, 503, 504})
+MAX_BACKOFF = 5.0
+
+ERROR_FOR_STATUS: dict[int, type[RequestError]] = {
+    400: InvalidRequest,
+    404: JobNotFound,
+    409: JobConflict,
+    413: PayloadTooLarge,
+}
+
+_job = msgspec.json.Decoder(Job)
+_jobs = msgspec.json.Decoder(list[Job])
+_stats = msgspec.json.Decoder(Stats)
+_health = msgspec.json.Decoder(Health)
+_problem = msgspec.json.Decoder(Problem)
+
+States = JobState | str | Iterable[JobState | str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One API call: the request to send, whether resending it is safe, how to read the answer."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    params: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    idempotent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of ``GET /jobs``, and the call for the page after it (``None`` on the last)."""
+
+    jobs: list[Job]
+    next: Call[Page] | None
+
+
+class BaseClient:
+    def __init__(
+        self,
+        url: str | None,
+        *,
+        http_base_url: httpx.URL | None,
+        timeout: float | httpx.Timeout | None,
+        retries: int,
+        backoff: float,
+    ) -> None:
+        self.url = _base_url(url, http_base_url)
+        self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        if retries < 0:
+            raise ValueError("retries must be 0 or more")
+        self.retries = retries
+        self.backoff = backoff
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+    # -- the calls, one per endpoint ------------------------------------------------------------
+
+    def _submit_call(
+        self, job_id: str, description: str | None, data: dict[str, Any] | None
+    ) -> Call[Job]:
+        body = _encode(lambda: SubmitRequest(job_id=job_id, description=description, data=data))
+        return Call("POST", "/jobs/submit", _reader(_job), body=body)
+
+    def _next_call(self) -> Call[Job | None]:
+        # Not idempotent: if the answer is lost after the server handed the job out, sending the
+        # request again would hand out a second job while the first stays `running` forever
+        # (until leases exist, nothing would bring it back). The caller decides what to do.
+        return Call("GET", "/jobs/next", _read_next, idempotent=False)
+
+    def _complete_call(self, job_id: str, status: CompletionStatus | str) -> Call[Job]:
+        # Completing again with the same status is answered 200 unchanged, so retrying is safe.
+        body = _encode(lambda: CompleteRequest(job_id=job_id, status=_status(status)))
+        return Call("POST", "/jobs/complete", _reader(_job), body=body)
+
+    def _get_call(self, job_id: str) -> Call[Job]:
+        return Call("GET", "/jobs/" + quote(job_id, safe=""), _reader(_job))
+
+    def _list_call(self, state: States, limit: int, after: str | None) -> Call[Page]:
+        params = [("state", str(s)) for s in _states(state)]
+        params.append(("limit", str(limit)))
+        if after is not None:
+            params.append(("after", after))
+        return self._page_call(tuple(params))
+
+    def _page_call(self, params: tuple[tuple[str, str], ...]) -> Call[Page]:
+        return Call("GET", "/jobs", self._read_page, params=params)
+
+    def _stats_call(self) -> Call[Stats]:
+        return Call("GET", "/stats", _reader(_stats))
+
+    def _health_call(self) -> Call[Health]:
+        return Call("GET", "/health", _reader(_health))
+
+    # -- sending and reading --------------------------------------------------------------------
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+        headers = {"Accept": "application/json"}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        return http.build_request(
+            call.method,
+            self.url + call.path,
+            params=call.params,
+            content=call.body,
+            headers=headers,
+            timeout=self.timeout,
+        )
+
+    def _retry_delay(
+        self, call: Call[Any], attempt: int, outcome: httpx.Response | httpx.TransportError
+    ) -> float | None:
+        """Seconds to wait before sending ``call`` again, or ``None`` to settle on ``outcome``."""
+        if not call.idempotent or attempt >= self.retries:
+            return None
+        if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
+            return None
+        # Exponential, with jitter so that many clients failing together do not retry together.
+        return min(self.backoff * 2.0**attempt, MAX_BACKOFF) * random.uniform(0.5, 1.0)
+
+    def _outcome(self, call: Call[T], outcome: httpx.Response | httpx.TransportError) -> T:
+        if isinstance(outcome, httpx.TransportError):
+            raise self._connection_failed(outcome) from None
+        if not outcome.is_success:
+            raise _error(outcome)
+        try:
+            return call.read(outcome)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ServerError(
+                f"the server's answer to {call.method} {call.path} could not be read: {exc}",
+                status_code=outcome.status_code,
+            ) from None
+
+    def _connection_failed(self, exc: httpx.TransportError) -> ConnectionFailed:
+        if isinstance(exc, httpx.TimeoutException):
+            return ConnectionFailed(f"the server at {self.url} did not answer in time ({exc})")
+        return ConnectionFailed(f"cannot reach the server at {self.url}: {exc}")
+
+    def _read_page(self, response: httpx.Response) -> Page:
+        jobs = _jobs.decode(response.content)
+        link = response.links.get("next", {}).get("url")
+        # Only the query is taken from the link: the client's own URL may carry a path prefix
+        # (a reverse proxy) that the server does not know about.
+        following = self._page_call(tuple(httpx.URL(link).params.multi_items())) if link else None
+        return Page(jobs, following)
+
+
+def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
+    chosen = url or (str(http_base_url) if http_base_url else None)
+    chosen = chosen or os.environ.get(URL_ENV) or DEFAULT_URL
+    parsed = httpx.URL(chosen)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"not an http(s) URL: {chosen!r}")
+    return chosen.rstrip("/")
+
+
+def _encode(build: Callable[[], msgspec.Struct]) -> bytes:
+    # The request models refuse a reserved job id when built; that is the API's 400, found early.
+    try:
+        return msgspec.json.encode(build())
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def _status(status: CompletionStatus | str) -> CompletionStatus:
+    try:
+        return CompletionStatus(status)
+    except ValueError:
+        raise InvalidRequest(
+            f"`status` must be 'succeeded' or 'failed', not {str(status)!r}"
+        ) from None
+
+
+def _states(state: States) -> list[JobState | str]:
+    if state is None:
+        return []
+    if isinstance(state, str):  # a JobState is a str too
+        return [state]
+    return list(state)
+
+
+def _reader(decoder: msgspec.json.Decoder[T]) -> Callable[[httpx.Response], T]:
+    return lambda response: decoder.decode(response.content)
+
+
+def _read_next(response: httpx.Response) -> Job | None:
+    return None if response.status_code == 204 else _job.decode(response.content)
+
+
+def _error(response: httpx.Response) -> RequestError | ServerError:
+    status = response.status_code
+    try:
+        detail = _problem.decode(response.content).detail
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # Not one of ours (a proxy's HTML page, say): say what came back.
+        detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if 400 <= status < 500:
+        return ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
+    return ServerError(detail, status_code=status)

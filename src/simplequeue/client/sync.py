@@ -1,0 +1,112 @@
+"""`Client`: the blocking twin. Only I/O lives here; every decision is in `BaseClient`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from simplequeue.client.base import BaseClient, Call, Page, States
+from simplequeue.models import CompletionStatus, Health, Job, Stats
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """A blocking client for one simplequeue server.
+
+    ``url`` defaults to ``$SIMPLEQUEUE_URL``, then ``http://127.0.0.1:8000``. Pass ``http`` (any
+    ``httpx.Client``, such as Litestar's ``TestClient``) or ``transport`` to control the I/O.
+    Calls other than ``next`` are retried ``retries`` times on connection errors and 502/503/504.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        timeout: float | httpx.Timeout | None = None,
+        retries: int = 3,
+        backoff: float = 0.1,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__(
+            url,
+            http_base_url=http.base_url if http else None,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+        )
+        self._owns_http = http is None
+        self._http = http or httpx.Client(transport=transport)
+        self._sleep = sleep
+
+    def submit(
+        self, job_id: str, description: str | None = None, data: dict[str, Any] | None = None
+    ) -> Job:
+        return self._send(self._submit_call(job_id, description, data))
+
+    def next(self) -> Job | None:
+        return self._send(self._next_call())
+
+    def complete(self, job_id: str, status: CompletionStatus | str) -> Job:
+        return self._send(self._complete_call(job_id, status))
+
+    def get(self, job_id: str) -> Job:
+        return self._send(self._get_call(job_id))
+
+    def list_jobs(
+        self, state: States = None, limit: int = 100, after: str | None = None
+    ) -> list[Job]:
+        return self._send(self._list_call(state, limit, after)).jobs
+
+    def iter_jobs(
+        self, state: States = None, page_size: int = 100, after: str | None = None
+    ) -> Iterator[Job]:
+        """Every matching job, in submission order, fetching one page at a time as needed."""
+        call: Call[Page] | None = self._list_call(state, page_size, after)
+        while call is not None:
+            page = self._send(call)
+            yield from page.jobs
+            call = page.next
+
+    def stats(self) -> Stats:
+        return self._send(self._stats_call())
+
+    def health(self) -> Health:
+        return self._send(self._health_call())
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, call: Call[T]) -> T:
+        attempt = 0
+        while True:
+            outcome: httpx.Response | httpx.TransportError
+            try:
+                outcome = self._http.send(self._request(self._http, call))
+            except httpx.TransportError as exc:
+                outcome = exc
+            delay = self._retry_delay(call, attempt, outcome)
+            if delay is None:
+                return self._outcome(call, outcome)
+            self._sleep(delay)
+            attempt += 1

@@ -1,0 +1,103 @@
+"""The installed `sq` executable against a real `sq serve`: exit codes, stderr, --json."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers import ServerProcess, free_port
+
+SQ = str(Path(sys.executable).with_name("sq"))
+
+pytestmark = pytest.mark.slow
+
+
+def sq(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SIMPLEQUEUE_URL"}
+    return subprocess.run(
+        [SQ, *args], check=False, input=stdin, capture_output=True, text=True, timeout=60,
+        env={**env, "SIMPLEQUEUE_URL": url, "COLUMNS": "120"},
+    )  # fmt: skip
+
+
+def assert_one_error_line(done: subprocess.CompletedProcess[str], code: int, start: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert done.stdout == ""
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(start), done.stderr
+
+
+def test_a_worker_loop_in_the_shell(server: ServerProcess) -> None:
+    for i in range(3):
+        done = sq(server.url, "submit", "--id", f"job/{i}", "--data", f'{{"n": {i}}}', "--json")
+        assert done.returncode == 0, done.stderr
+    # What a shell worker does: take jobs until exit code 3, complete each by its id.
+    script = f"""
+        while :; do
+            job=$({SQ} next --json); rc=$?
+            [ $rc -eq 0 ] || break
+            id=$(printf '%s' "$job" | {sys.executable} -c 'import json,sys; print(json.load(sys.stdin)["jobId"])')
+            {SQ} complete "$id" succeeded --json > /dev/null || exit 10
+        done
+        exit $rc
+    """  # noqa: E501
+    loop = subprocess.run(
+        ["sh", "-c", script], check=False, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SIMPLEQUEUE_URL": server.url},
+    )  # fmt: skip
+    assert loop.returncode == 3, loop.stderr
+    assert loop.stderr.strip() == "sq: the queue is empty"
+    stats = json.loads(sq(server.url, "stats", "--json").stdout)
+    assert stats == {"submitted": 0, "running": 0, "succeeded": 3, "failed": 0, "total": 3}
+    listed = json.loads(sq(server.url, "list", "--json").stdout)
+    assert [(j["jobId"], j["state"], j["data"]) for j in listed] == [
+        (f"job/{i}", "succeeded", {"n": i}) for i in range(3)
+    ]
+
+
+def test_refusals_are_one_line_with_exit_1(server: ServerProcess) -> None:
+    assert_one_error_line(sq(server.url, "get", "nope"), 1, "sq: error: no job has jobId")
+    assert sq(server.url, "submit", "--id", "x", "--description", "a").returncode == 0
+    assert_one_error_line(
+        sq(server.url, "submit", "--id", "x", "--description", "b"),
+        1,
+        "sq: error: job 'x' was already submitted with a different description",
+    )
+    assert_one_error_line(sq(server.url, "complete", "x", "succeeded"), 1, "sq: error: ")
+
+
+def test_usage_errors_are_one_line_with_exit_2(server: ServerProcess) -> None:
+    for args, start in [
+        (["list", "--limit", "0"], "sq: error: Invalid value for '--limit'"),
+        (["list", "--state", "sleeping"], "sq: error: Invalid value for '--state'"),
+        (["complete", "x", "done"], "sq: error: Invalid value for 'status'"),
+        (["get"], "sq: error: Missing argument 'ID'"),
+        (["submit", "--nope"], "sq: error: No such option: --nope"),
+        (["submit", "--data", "[1]"], "sq: error: --data must be a JSON object"),
+    ]:
+        assert_one_error_line(sq(server.url, *args), 2, start)
+
+
+def test_an_unreachable_server_is_one_line_with_exit_4() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    assert_one_error_line(sq(url, "next"), 4, f"sq: error: cannot reach the server at {url}")
+
+
+def test_next_on_an_empty_queue_exits_3_with_nothing_on_stdout(server: ServerProcess) -> None:
+    done = sq(server.url, "next", "--json")
+    assert (done.returncode, done.stdout) == (3, "")
+
+
+def test_client_commands_do_not_load_the_server() -> None:
+    code = (
+        "import sys; from simplequeue.cli import main; sys.argv = ['sq', 'stats', '--help']\n"
+        "try: main()\n"
+        "except SystemExit: print('litestar' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "False"
