@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -19,6 +19,7 @@ __all__ = [
     "Health",
     "Job",
     "JobState",
+    "Order",
     "Problem",
     "Stats",
     "SubmitRequest",
@@ -48,6 +49,9 @@ class CompletionStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
+
+Order = Literal["asc", "desc"]
+"""The order of ``GET /jobs``: ``asc`` is oldest first (submission order), ``desc`` newest first."""
 
 # The words that are routes under /jobs/: a job with one of these ids could never be fetched.
 RESERVED_JOB_IDS = frozenset({"next", "submit", "complete"})

@@ -132,6 +132,38 @@ def test_list_filters_by_state_and_limits(sq: Run, client: Client) -> None:
     assert "more may follow: --after 'j1'" in sq("list", "--limit", "2").stdout
 
 
+def listed_ids(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.stderr
+    return [job["jobId"] for job in json.loads(result.stdout)]
+
+
+def test_list_newest_first_before_and_prefix(sq: Run, client: Client) -> None:
+    for job_id in ["inv-1", "other-1", "inv-2", "inv-3", "other-2"]:
+        client.submit(job_id)
+    newest = sq("list", "--order", "desc", "--json")
+    assert listed_ids(newest) == ["other-2", "inv-3", "inv-2", "other-1", "inv-1"]
+    assert listed_ids(sq("list", "--before", "inv-2", "--json")) == ["inv-1", "other-1"]
+    assert listed_ids(sq("list", "--prefix", "inv-", "--json")) == ["inv-1", "inv-2", "inv-3"]
+    page = sq("list", "--order", "desc", "--prefix", "inv-", "--limit", "2", "--json")
+    assert listed_ids(page) == ["inv-3", "inv-2"]
+    rest = ("list", "--order", "desc", "--prefix", "inv-", "--before", "inv-2", "--json")
+    assert listed_ids(sq(*rest)) == ["inv-1"]
+    # The caption names the flag that continues the page in the order shown.
+    table = sq("list", "--order", "desc", "--prefix", "inv-", "--limit", "2").stdout
+    assert "more may follow: --before 'inv-2'" in table
+    assert "other" not in table
+
+
+def test_list_refuses_an_unknown_order_and_an_empty_prefix(sq: Run) -> None:
+    bad_order = sq("list", "--order", "newest")
+    assert bad_order.exit_code == 2
+    assert "newest" in bad_order.stderr
+    empty = sq("list", "--prefix", "")
+    assert empty.exit_code == 1
+    assert one_error_line(empty).startswith("sq: error:")
+    assert "prefix" in empty.stderr
+
+
 def test_stats(sq: Run, client: Client) -> None:
     client.submit("a")
     client.submit("b")

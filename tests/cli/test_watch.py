@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import shutil
 import subprocess
@@ -17,9 +18,11 @@ from litestar.testing import TestClient
 
 from simplequeue import Client
 from simplequeue.cli.render import Snapshot
-from simplequeue.cli.watch import RecentJobs, Throughput, sample
+from simplequeue.cli.watch import Throughput, sample
 from simplequeue.models import Stats
-from simplequeue.server import Settings, create_app
+from simplequeue.server import create_app
+from simplequeue.store.base import NewJob
+from simplequeue.store.memory import MemoryStore
 from tests.servers import ServerProcess, free_port
 
 
@@ -35,34 +38,65 @@ def test_throughput_needs_two_samples_then_averages_over_the_window() -> None:
     assert rate.add(13.0, finished(6)) == 1.0  # the first sample left the window: (6 - 4) / 2s
 
 
-@pytest.fixture
-def http() -> Iterator[TestClient]:
-    with TestClient(create_app(Settings(db=":memory:"))) as client:
-        yield client
+def seeded_app(count: int) -> TestClient:
+    """The app over a store already holding ``count`` jobs (seeded directly: fast at any size)."""
+    store = MemoryStore()
+
+    async def seed() -> None:
+        for i in range(count):
+            await store.submit(NewJob(f"j{i:05}", f"task {i}", None, datetime.now(UTC)))
+
+    asyncio.run(seed())
+    return TestClient(create_app(store=store))
 
 
-def test_recent_jobs_are_the_newest_and_later_refreshes_start_near_them(http: TestClient) -> None:
-    client = Client(http=http)
-    for i in range(25):
-        client.submit(f"j{i:02}")
-    recent = RecentJobs(size=10)
-    assert [j.job_id for j in recent.refresh(client)] == [f"j{i:02}" for i in range(24, 14, -1)]
-
+@pytest.mark.parametrize("queued", [3, 2_500])
+def test_a_sample_costs_two_requests_whatever_the_size_of_the_queue(queued: int) -> None:
     sent: list[httpx.Request] = []
-    http.event_hooks["request"].append(sent.append)
-    client.submit("j25")
-    client.next()
-    sent.clear()
-    jobs = recent.refresh(client)
-    assert [j.job_id for j in jobs] == [f"j{i:02}" for i in range(25, 15, -1)]
-    assert [request.url.params.get("after") for request in sent] == ["j14"]
-    assert client.get("j00").state == "running"  # outside the window: not what was listed
+    with seeded_app(queued) as http:
+        http.event_hooks["request"].append(sent.append)
+        snapshot = sample(Client(http=http), 10, Throughput(), Snapshot("u", datetime.now(UTC)))
+
+    assert [(request.url.path, request.url.query) for request in sent] == [
+        ("/stats", b""),
+        ("/jobs", b"limit=10&order=desc"),
+    ]
+    assert snapshot.error is None
+    assert snapshot.stats is not None
+    assert snapshot.stats.total == queued
+    newest = [f"j{i:05}" for i in range(queued - 1, max(queued - 11, -1), -1)]
+    assert [job.job_id for job in snapshot.jobs] == newest
+
+
+def test_each_sample_shows_the_newest_jobs_with_their_current_state() -> None:
+    with seeded_app(12) as http:
+        client = Client(http=http)
+        rate = Throughput()
+        first = sample(client, 5, rate, Snapshot("u", datetime.now(UTC)))
+        assert [job.job_id for job in first.jobs] == [
+            "j00011",
+            "j00010",
+            "j00009",
+            "j00008",
+            "j00007",
+        ]
+
+        client.submit("j00012")
+        client.next()  # j00000: running, but too old to be shown
+        taken = client.next()  # j00001
+        assert taken is not None
+        second = sample(client, 5, rate, first)
+
+    assert [job.job_id for job in second.jobs] == ["j00012", "j00011", "j00010", "j00009", "j00008"]
+    assert all(job.state == "submitted" for job in second.jobs)
+    assert second.stats is not None
+    assert (second.stats.running, second.stats.total) == (2, 13)
 
 
 def test_a_failed_sample_keeps_the_last_data_and_says_why() -> None:
     with Client(f"http://127.0.0.1:{free_port()}", retries=0) as client:
         last = Snapshot(url=client.url, now=datetime(2026, 1, 1, tzinfo=UTC), stats=finished(3))
-        snapshot = sample(client, RecentJobs(5), Throughput(), last)
+        snapshot = sample(client, 5, Throughput(), last)
     assert snapshot.stats == finished(3)
     assert snapshot.error is not None
     assert snapshot.error.startswith(f"cannot reach the server at {client.url}")

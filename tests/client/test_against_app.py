@@ -137,6 +137,48 @@ def test_list_and_iter_filter_and_page(client: Client) -> None:
         client.list_jobs(limit=0)
 
 
+def test_newest_first_paging_returns_every_job_once_in_reverse_order(client: Client) -> None:
+    submitted = [f"j{i:02}" for i in range(23)]
+    for job_id in submitted:
+        client.submit(job_id)
+    client.next()  # states do not change the order
+
+    newest_first = [j.job_id for j in client.iter_jobs(page_size=5, order="desc")]
+
+    assert newest_first == submitted[::-1]
+    assert [j.job_id for j in client.list_jobs(limit=3, order="desc")] == ["j22", "j21", "j20"]
+    assert [j.job_id for j in client.list_jobs(before="j03")] == ["j00", "j01", "j02"]
+    before = client.iter_jobs(page_size=2, before="j05", order="desc")
+    assert [j.job_id for j in before] == ["j04", "j03", "j02", "j01", "j00"]
+    between = client.iter_jobs(page_size=2, after="j10", before="j16", order="desc")
+    assert [j.job_id for j in between] == ["j15", "j14", "j13", "j12", "j11"]
+    with pytest.raises(InvalidRequest, match="before"):
+        client.list_jobs(before="missing")
+
+
+def test_prefix_filters_in_either_order(client: Client) -> None:
+    ids = ["inv-1", "other", "inv-2", "inv_3", "in", "inv-3", "50%_a", "50%b", "a b/c", "a+b"]
+    for job_id in ids:
+        client.submit(job_id)
+    client.next()  # inv-1
+
+    assert [j.job_id for j in client.list_jobs(prefix="inv-")] == ["inv-1", "inv-2", "inv-3"]
+    newest = client.iter_jobs(page_size=1, order="desc", prefix="inv-")
+    assert [j.job_id for j in newest] == ["inv-3", "inv-2", "inv-1"]
+    assert [j.job_id for j in client.list_jobs("submitted", prefix="inv")] == [
+        "inv-2",
+        "inv_3",
+        "inv-3",
+    ]
+    # `%` and `_` are ordinary characters, not LIKE wildcards; a space is not a `+`.
+    assert [j.job_id for j in client.list_jobs(prefix="50%_")] == ["50%_a"]
+    assert [j.job_id for j in client.list_jobs(prefix="a b/")] == ["a b/c"]
+    assert [j.job_id for j in client.list_jobs(prefix="a+")] == ["a+b"]
+    assert client.list_jobs(prefix="nothing") == []
+    with pytest.raises(InvalidRequest, match="prefix"):
+        client.list_jobs(prefix="")
+
+
 def test_health(client: Client) -> None:
     assert client.health().status == "ok"
 
@@ -152,6 +194,9 @@ async def test_the_async_client_does_the_same(aclient: AsyncClient) -> None:
     assert (await aclient.get("a/2")).data == {"n": 2}
     assert [j.job_id async for j in aclient.iter_jobs(page_size=1)] == ["a/1", "a/2"]
     assert [j.job_id for j in await aclient.list_jobs("submitted")] == ["a/2"]
+    newest = aclient.iter_jobs(page_size=1, order="desc", prefix="a/")
+    assert [j.job_id async for j in newest] == ["a/2", "a/1"]
+    assert [j.job_id for j in await aclient.list_jobs(before="a/2", prefix="a")] == ["a/1"]
     assert (await aclient.stats()).total == 2
     with pytest.raises(JobNotFound):
         await aclient.get("missing")

@@ -147,6 +147,61 @@ def test_list_jobs_defaults(api: respx.MockRouter, sdk: Twin) -> None:
     assert list(route.calls.last.request.url.params.multi_items()) == [("limit", "100")]
 
 
+def test_list_jobs_sends_before_order_and_prefix(api: respx.MockRouter, sdk: Twin) -> None:
+    route = api.get("/jobs").respond(200, json=[job_json("b"), job_json("a")])
+
+    jobs = sdk.list_jobs("running", 5, "x", before="z/9", order="desc", prefix="inv-")
+
+    assert [job.job_id for job in jobs] == ["b", "a"]
+    assert list(route.calls.last.request.url.params.multi_items()) == [
+        ("state", "running"),
+        ("limit", "5"),
+        ("after", "x"),
+        ("before", "z/9"),
+        ("order", "desc"),
+        ("prefix", "inv-"),
+    ]
+
+
+def test_the_default_order_is_not_sent(api: respx.MockRouter, sdk: Twin) -> None:
+    route = api.get("/jobs").respond(200, json=[])
+    sdk.list_jobs(order="asc", before="b")
+    assert list(route.calls.last.request.url.params.multi_items()) == [
+        ("limit", "100"),
+        ("before", "b"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "encoded"),
+    [
+        ("a b", "a+b"),  # a query's space; the app reads it back as one (test_against_app)
+        ("50%_", "50%25_"),
+        ("x&state=failed", "x%26state%3Dfailed"),
+        ("1+1", "1%2B1"),
+        ("q?#", "q%3F%23"),
+        ("été", "%C3%A9t%C3%A9"),
+    ],
+)
+def test_prefix_and_before_are_percent_encoded_in_the_query(
+    api: respx.MockRouter, sdk: Twin, text: str, encoded: str
+) -> None:
+    route = api.get("/jobs").respond(200, json=[])
+    sdk.list_jobs(before=text, prefix=text)
+    request = route.calls.last.request
+    assert request.url.query == f"limit=100&before={encoded}&prefix={encoded}".encode()
+    assert (request.url.params["before"], request.url.params["prefix"]) == (text, text)
+
+
+def test_an_unknown_order_is_refused_without_a_request(api: respx.MockRouter, sdk: Twin) -> None:
+    route = api.get("/jobs")
+    with pytest.raises(InvalidRequest, match="'asc' or 'desc'"):
+        sdk.list_jobs(order="newest")
+    with pytest.raises(InvalidRequest, match="'asc' or 'desc'"):
+        sdk.iter_jobs(order="DESC")
+    assert not route.called
+
+
 def paged(request: httpx.Request) -> httpx.Response:
     """Five jobs, two per page, linked the way the server links them."""
     ids = [f"j{i}" for i in range(5)]
@@ -169,6 +224,34 @@ def test_iter_jobs_follows_the_next_links(api: respx.MockRouter, sdk: Twin) -> N
     assert route.call_count == 3
     assert [call.request.url.params.get("after") for call in route.calls] == [None, "j1", "j3"]
     assert all(call.request.url.params["state"] == "submitted" for call in route.calls)
+
+
+def newest_first(request: httpx.Request) -> httpx.Response:
+    """Five jobs whose ids start with "p", two per page, newest first, linked like the server."""
+    ids = [f"p{i}" for i in range(4, -1, -1)]
+    before = request.url.params.get("before")
+    start = ids.index(before) + 1 if before else 0
+    limit = int(request.url.params["limit"])
+    page = ids[start : start + limit]
+    headers = {}
+    if start + limit < len(ids):
+        link = f"/jobs?limit={limit}&prefix=p&order=desc&before={page[-1]}"
+        headers["Link"] = f'<{link}>; rel="next"'
+    return httpx.Response(200, json=[job_json(i) for i in page], headers=headers)
+
+
+def test_iter_jobs_newest_first_follows_the_before_links(api: respx.MockRouter, sdk: Twin) -> None:
+    route = api.get("/jobs").mock(side_effect=newest_first)
+
+    jobs = sdk.iter_jobs(page_size=2, order="desc", prefix="p")
+
+    assert [job.job_id for job in jobs] == ["p4", "p3", "p2", "p1", "p0"]
+    assert [call.request.url.params.get("before") for call in route.calls] == [None, "p3", "p1"]
+    for call in route.calls:
+        assert (call.request.url.params["order"], call.request.url.params["prefix"]) == (
+            "desc",
+            "p",
+        )
 
 
 def test_iter_jobs_fetches_pages_only_as_needed(api: respx.MockRouter) -> None:

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console, RenderableType
 
 from simplequeue.cli import render
-from simplequeue.client import DEFAULT_URL, Client
+from simplequeue.client import DEFAULT_URL, Client, Order
 from simplequeue.errors import ConnectionFailed, RequestError, SimpleQueueError
 from simplequeue.models import CompletionStatus, JobState
 from simplequeue.server.settings import MIB, LogLevel, Synchronous
@@ -228,18 +228,31 @@ def list_(
         typer.Option("--state", "-s", help="Only jobs in this state (repeatable)."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 100,
+    order: Annotated[Order, typer.Option(help="asc: oldest first; desc: newest first.")] = "asc",
     after: Annotated[
         str | None, typer.Option(help="Only jobs submitted after this job id.")
     ] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="Only jobs submitted before this job id (--before invoice-42)."),
+    ] = None,
+    prefix: Annotated[
+        str | None,
+        typer.Option(help="Only jobs whose id starts with this text (--prefix invoice-)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List jobs, oldest first.
+    """List jobs, oldest first, or newest first with --order desc.
 
     Example: sq list --state submitted --state running --limit 20
+
+    Example: sq list --order desc --prefix invoice- --limit 5
     """
     with _client(ctx) as client:
-        jobs = client.list_jobs(state, limit, after)
-    more = f"more may follow: --after {jobs[-1].job_id!r}" if len(jobs) == limit else None
+        jobs = client.list_jobs(state, limit, after, before=before, order=order, prefix=prefix)
+    # The next page continues past the last job shown, in the direction of --order.
+    cursor = "--before" if order == "desc" else "--after"
+    more = f"more may follow: {cursor} {jobs[-1].job_id!r}" if len(jobs) == limit else None
     _show(jobs, as_json, render.jobs_table(jobs, _now(), caption=more))
 
 

@@ -18,11 +18,9 @@ from rich.live import Live
 from simplequeue.cli.render import Snapshot, dashboard
 from simplequeue.client import Client
 from simplequeue.errors import SimpleQueueError
-from simplequeue.models import Job, Stats
+from simplequeue.models import Stats
 
-__all__ = ["RecentJobs", "Throughput", "sample", "watch"]
-
-PAGE = 1000  # the API's largest page: the fewest requests to reach the newest jobs
+__all__ = ["Throughput", "sample", "watch"]
 
 
 class Throughput:
@@ -39,32 +37,15 @@ class Throughput:
         return max(0, last - first) / (last_at - first_at)
 
 
-class RecentJobs:
-    """The newest ``size`` jobs, found without walking the whole queue on every tick.
+def sample(client: Client, rows: int, rate: Throughput, last: Snapshot) -> Snapshot:
+    """The next frame's data; on failure, the last frame's data with the reason.
 
-    The API lists jobs oldest first, so the first refresh walks every page once; after that it
-    lists only from the job just before the window (the anchor), which returns the window, with
-    fresh states, plus whatever was submitted since.
+    Two requests whatever the size of the queue: the counts, and the newest ``rows`` jobs.
     """
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._anchor: str | None = None
-
-    def refresh(self, client: Client) -> list[Job]:
-        tail: deque[Job] = deque(maxlen=self.size + 1)
-        tail.extend(client.iter_jobs(after=self._anchor, page_size=PAGE))
-        if len(tail) > self.size:
-            self._anchor = tail.popleft().job_id
-        return list(reversed(tail))
-
-
-def sample(client: Client, recent: RecentJobs, rate: Throughput, last: Snapshot) -> Snapshot:
-    """The next frame's data; on failure, the last frame's data with the reason."""
     now = datetime.now(UTC)
     try:
         stats = client.stats()
-        jobs = recent.refresh(client)
+        jobs = client.list_jobs(limit=rows, order="desc")
     except SimpleQueueError as exc:
         return replace(last, now=now, error=" ".join(exc.detail.split()))
     return Snapshot(
@@ -105,7 +86,7 @@ def _keys() -> Iterator[Callable[[float], str | None]]:
 
 def watch(client: Client, *, interval: float, rows: int, console: Console) -> None:
     """Redraw until ``q`` is pressed; Ctrl-C raises KeyboardInterrupt for the caller."""
-    recent, rate = RecentJobs(rows), Throughput()
+    rate = Throughput()
     snapshot = Snapshot(url=client.url, now=datetime.now(UTC))
     with (
         _keys() as wait,
@@ -113,7 +94,7 @@ def watch(client: Client, *, interval: float, rows: int, console: Console) -> No
     ):
         while True:
             tick = time.monotonic() + interval
-            snapshot = sample(client, recent, rate, snapshot)
+            snapshot = sample(client, rows, rate, snapshot)
             live.update(dashboard(snapshot), refresh=True)
             while (left := tick - time.monotonic()) > 0:
                 if wait(left) in ("q", "Q"):

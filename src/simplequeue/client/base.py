@@ -10,7 +10,7 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 from urllib.parse import quote
 
 import httpx
@@ -31,12 +31,13 @@ from simplequeue.models import (
     Health,
     Job,
     JobState,
+    Order,
     Problem,
     Stats,
     SubmitRequest,
 )
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "BaseClient", "Call", "Page"]
+__all__ = ["DEFAULT_URL", "URL_ENV", "BaseClient", "Call", "Order", "Page"]
 
 T = TypeVar("T")
 
@@ -63,6 +64,8 @@ _health = msgspec.json.Decoder(Health)
 _problem = msgspec.json.Decoder(Problem)
 
 States = JobState | str | Iterable[JobState | str] | None
+
+"""How ``GET /jobs`` sorts: ``"asc"`` oldest first (the default), ``"desc"`` newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +130,20 @@ class BaseClient:
     def _get_call(self, job_id: str) -> Call[Job]:
         return Call("GET", "/jobs/" + quote(job_id, safe=""), _reader(_job))
 
-    def _list_call(self, state: States, limit: int, after: str | None) -> Call[Page]:
+    def _list_call(
+        self,
+        state: States,
+        limit: int,
+        after: str | None,
+        before: str | None,
+        order: Order,
+        prefix: str | None,
+    ) -> Call[Page]:
         params = [("state", str(s)) for s in _states(state)]
         params.append(("limit", str(limit)))
-        if after is not None:
-            params.append(("after", after))
+        # `asc` is the server's default, so it is left out, as the server's own links do.
+        optional = {"after": after, "before": before, "order": _order(order), "prefix": prefix}
+        params += [(key, value) for key, value in optional.items() if value is not None]
         return self._page_call(tuple(params))
 
     def _page_call(self, params: tuple[tuple[str, str], ...]) -> Call[Page]:
@@ -220,6 +232,12 @@ def _status(status: CompletionStatus | str) -> CompletionStatus:
         raise InvalidRequest(
             f"`status` must be 'succeeded' or 'failed', not {str(status)!r}"
         ) from None
+
+
+def _order(order: Order) -> str | None:
+    if order not in get_args(Order):
+        raise InvalidRequest(f"`order` must be 'asc' or 'desc', not {str(order)!r}")
+    return None if order == "asc" else order
 
 
 def _states(state: States) -> list[JobState | str]:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from simplequeue.client.base import BaseClient, Call, Page, States
+from simplequeue.client.base import BaseClient, Call, Order, Page, States
 from simplequeue.models import CompletionStatus, Health, Job, Stats
 
 __all__ = ["Client"]
@@ -62,15 +62,29 @@ class Client(BaseClient):
         return self._send(self._get_call(job_id))
 
     def list_jobs(
-        self, state: States = None, limit: int = 100, after: str | None = None
+        self,
+        state: States = None,
+        limit: int = 100,
+        after: str | None = None,
+        *,
+        before: str | None = None,
+        order: Order = "asc",
+        prefix: str | None = None,
     ) -> list[Job]:
-        return self._send(self._list_call(state, limit, after)).jobs
+        return self._send(self._list_call(state, limit, after, before, order, prefix)).jobs
 
     def iter_jobs(
-        self, state: States = None, page_size: int = 100, after: str | None = None
+        self,
+        state: States = None,
+        page_size: int = 100,
+        after: str | None = None,
+        *,
+        before: str | None = None,
+        order: Order = "asc",
+        prefix: str | None = None,
     ) -> Iterator[Job]:
-        """Every matching job, in submission order, fetching one page at a time as needed."""
-        call: Call[Page] | None = self._list_call(state, page_size, after)
+        """Every matching job in ``order``, fetching one page at a time as needed."""
+        call: Call[Page] | None = self._list_call(state, page_size, after, before, order, prefix)
         while call is not None:
             page = self._send(call)
             yield from page.jobs

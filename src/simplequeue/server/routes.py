@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import msgspec
@@ -20,6 +20,7 @@ from simplequeue.models import (
     Health,
     Job,
     JobState,
+    Order,
     Problem,
     Stats,
     SubmitRequest,
@@ -199,7 +200,7 @@ async def list_jobs(
         str | None, QueryParameter(description="A jobId: return the jobs submitted before it.")
     ] = None,
     order: Annotated[
-        Literal["asc", "desc"],
+        Order,
         QueryParameter(description="`asc`: oldest first (the default); `desc`: newest first."),
     ] = "asc",
     prefix: Annotated[
