@@ -39,9 +39,19 @@ class ServerProcess:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "simplequeue", "serve",
-                "--host", "127.0.0.1", "--port", str(self.port), "--db", self.db,
-                "--log-level", "warning", *self.extra_args,
+                sys.executable,
+                "-m",
+                "simplequeue",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db,
+                "--log-level",
+                "warning",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
