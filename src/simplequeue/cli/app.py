@@ -67,7 +67,6 @@ def serve(
     ] = "full",
     max_body_size: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = MIB,
     log_level: Annotated[LogLevel, typer.Option(help="Logging level.")] = "info",
-    server: Annotated[str, typer.Option(hidden=True)] = "uvicorn",
 ) -> None:
     """Run the server.
 
@@ -84,7 +83,7 @@ def serve(
         port=port,
         log_level=log_level,
     )
-    run(settings, server=server)  # type: ignore[arg-type]
+    run(settings)
 
 
 JsonOption = Annotated[
