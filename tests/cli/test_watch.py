@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import shutil
 import subprocess
@@ -147,6 +148,8 @@ def has_count(screen: str, label: str, value: int) -> bool:
 @pytest.fixture
 def watch_in_tmux(server: ServerProcess, tmp_path: Path) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the terminal test of `sq watch`: .ci/run installs tmux")
         pytest.skip("tmux is not installed: the terminal test of `sq watch` needs it")
     command = shlex.join([sys.executable, "-m", "simplequeue", "--url", server.url, "watch"])
     session = Tmux(tmp_path, command)

@@ -23,7 +23,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop running on the main
+# thread while it is open, and every test after it that runs a loop of its own would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     if os.environ.get("SIMPLEQUEUE_TEST_BROWSER") != "1":
         pytest.skip("set SIMPLEQUEUE_TEST_BROWSER=1 to run browser tests")
