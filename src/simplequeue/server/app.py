@@ -12,7 +12,9 @@ from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from simplequeue import __version__
@@ -29,7 +31,10 @@ from simplequeue.store import Store, store_for
 
 __all__ = ["create_app"]
 
-DASHBOARD_DIR = Path(__file__).parent / "dashboard"
+VENDOR_PATH = "/vendor"
+VENDOR_ROUTE = create_static_files_router(
+    path=VENDOR_PATH, directories=[Path(__file__).parent / "vendor"], include_in_schema=False
+)
 
 
 def _queue(state: State) -> Queue:
@@ -71,7 +76,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             await opened.close()
 
     app = Litestar(
-        route_handlers=[*ROUTES, *DASHBOARD_ROUTES],
+        route_handlers=[*ROUTES, *DASHBOARD_ROUTES, VENDOR_ROUTE],
         lifespan=[open_queue],
         dependencies={"queue": Provide(_queue, sync_to_thread=False)},
         plugins=[
@@ -86,6 +91,15 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             version=__version__,
             description="A small, fast, trustworthy HTTP job queue: submit, next, complete.",
             path="/schema",
+            # Redoc from the package, not a CDN: the API reference works with no network.
+            render_plugins=[
+                RedocRenderPlugin(
+                    path="/",
+                    js_url=f"{VENDOR_PATH}/redoc/redoc.standalone.js",
+                    google_fonts=False,
+                    favicon="",
+                )
+            ],
         ),
         logging_config=None,
     )
