@@ -215,16 +215,32 @@ async def list_jobs(
     )
     headers = {}
     if page.more:
-        # The next page continues past the last job shown: later ones when oldest first,
-        # earlier ones when newest first; the other bound and every filter stay as they were.
         last = page.jobs[-1].job_id
         after, before = (after, last) if newest_first else (last, before)
-        order_ = "desc" if newest_first else None  # asc is the default: its links stay as before
-        optional = {"prefix": prefix, "order": order_, "after": after, "before": before}
-        query = [("state", s.value) for s in states] + [("limit", str(limit))]
-        query += [(key, value) for key, value in optional.items() if value is not None]
-        headers["Link"] = f'</jobs?{urlencode(query, quote_via=quote)}>; rel="next"'
+        headers["Link"] = _next_page_link(states, limit, after, before, newest_first, prefix)
     return Response(page.jobs, headers=headers)
+
+
+def _next_page_link(
+    states: list[JobState],
+    limit: int,
+    after: str | None,
+    before: str | None,
+    newest_first: bool,
+    prefix: str | None,
+) -> str:
+    # The next page continues past the last job shown (later ones oldest first, earlier ones
+    # newest first); the other bound and every filter stay as they were. asc is the default
+    # order, so its links do not name it.
+    optional = {
+        "prefix": prefix,
+        "order": "desc" if newest_first else None,
+        "after": after,
+        "before": before,
+    }
+    query = [("state", s.value) for s in states] + [("limit", str(limit))]
+    query += [(key, value) for key, value in optional.items() if value is not None]
+    return f'</jobs?{urlencode(query, quote_via=quote)}>; rel="next"'
 
 
 @get("/stats", summary="Count jobs per state", tags=["queue"])
