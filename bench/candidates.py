@@ -18,29 +18,15 @@ from simplequeue.server.app import create_app
 from simplequeue.server.settings import Settings
 
 
-def uvicorn_h11(settings: Settings) -> None:
+def _uvicorn(settings: Settings, *, loop: str, http: str) -> None:
     import uvicorn
 
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        loop="asyncio",
-        http="h11",
-        log_level=settings.log_level,
-        log_config=None,
-    )
-
-
-def uvicorn_standard(settings: Settings) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
+        loop=loop,  # type: ignore[arg-type]
+        http=http,  # type: ignore[arg-type]
         log_level=settings.log_level,
         log_config=None,
     )
@@ -92,8 +78,8 @@ def granian_worker(settings: Settings) -> None:
 
 
 CANDIDATES: dict[str, Callable[[Settings], None]] = {
-    "uvicorn-h11": uvicorn_h11,
-    "uvicorn-standard": uvicorn_standard,
+    "uvicorn-h11": partial(_uvicorn, loop="asyncio", http="h11"),
+    "uvicorn-standard": partial(_uvicorn, loop="uvloop", http="httptools"),
     "granian-embed": granian_embed,
     "granian-embed-uvloop": granian_embed_uvloop,
     "granian-worker": granian_worker,
