@@ -69,6 +69,14 @@ class PayloadTooLarge(RequestError):
     title = "Content Too Large"
 
 
+REQUEST_ERROR_FOR_STATUS: dict[int, type[RequestError]] = {
+    error.status_code: error
+    for error in (InvalidRequest, JobNotFound, JobConflict, PayloadTooLarge)
+}
+"""The answer's status code -> the class the server raises and the SDK reconstructs. A shared
+table, not an error: it stays out of ``__all__``, which lists the error classes."""
+
+
 class ServerError(SimpleQueueError):
     """The server failed (5xx), or its answer could not be read."""
 

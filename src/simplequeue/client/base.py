@@ -17,11 +17,9 @@ import httpx
 import msgspec
 
 from simplequeue.errors import (
+    REQUEST_ERROR_FOR_STATUS,
     ConnectionFailed,
     InvalidRequest,
-    JobConflict,
-    JobNotFound,
-    PayloadTooLarge,
     RequestError,
     ServerError,
 )
@@ -50,13 +48,6 @@ DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_BACKOFF = 5.0
 
-ERROR_FOR_STATUS: dict[int, type[RequestError]] = {
-    400: InvalidRequest,
-    404: JobNotFound,
-    409: JobConflict,
-    413: PayloadTooLarge,
-}
-
 _job = msgspec.json.Decoder(Job)
 _jobs = msgspec.json.Decoder(list[Job])
 _stats = msgspec.json.Decoder(Stats)
@@ -64,8 +55,6 @@ _health = msgspec.json.Decoder(Health)
 _problem = msgspec.json.Decoder(Problem)
 
 States = JobState | str | Iterable[JobState | str] | None
-
-"""How ``GET /jobs`` sorts: ``"asc"`` oldest first (the default), ``"desc"`` newest first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,5 +253,5 @@ def _error(response: httpx.Response) -> RequestError | ServerError:
         # Not one of ours (a proxy's HTML page, say): say what came back.
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
     if 400 <= status < 500:
-        return ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
+        return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
     return ServerError(detail, status_code=status)

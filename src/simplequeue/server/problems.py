@@ -11,23 +11,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
 
-from simplequeue.errors import (
-    InvalidRequest,
-    JobConflict,
-    JobNotFound,
-    PayloadTooLarge,
-    SimpleQueueError,
-)
+from simplequeue.errors import REQUEST_ERROR_FOR_STATUS, SimpleQueueError
 
 logger = logging.getLogger("simplequeue.server")
 
 
 # The error tree's titles first: they use RFC 9110's names (413 is "Content Too Large"), which
 # this Python's HTTPStatus predates.
-_TITLES = {
-    error.status_code: error.title
-    for error in (InvalidRequest, JobNotFound, JobConflict, PayloadTooLarge)
-}
+_TITLES = {status: error.title for status, error in REQUEST_ERROR_FOR_STATUS.items()}
 
 
 def _phrase(status: int) -> str:
