@@ -22,6 +22,7 @@ from rich.console import Console, RenderableType
 
 from simplequeue.cli import render
 from simplequeue.client import DEFAULT_URL, Client, Order
+from simplequeue.client.base import URL_ENV
 from simplequeue.errors import ConnectionFailed, RequestError, SimpleQueueError
 from simplequeue.models import CompletionStatus, JobState
 from simplequeue.server.settings import MIB, LogLevel, Synchronous
@@ -48,7 +49,7 @@ def main_options(
     ctx: typer.Context,
     url: Annotated[
         str,
-        typer.Option(envvar="SIMPLEQUEUE_URL", help="The simplequeue server to talk to."),
+        typer.Option(envvar=URL_ENV, help="The simplequeue server to talk to."),
     ] = DEFAULT_URL,
 ) -> None:
     ctx.obj = url
