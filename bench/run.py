@@ -77,33 +77,13 @@ class Server:
         self.port = free_port()
         self.db = workdir / f"{name}-{synchronous}.db"
         self.log = workdir / f"{name}-{synchronous}.log"
+        # `sq serve` as shipped, or one of the candidates, with the same port, file and durability.
         if name == "sq":
-            argv = [
-                sys.executable,
-                "-m",
-                "simplequeue",
-                "serve",
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.db),
-                "--synchronous",
-                synchronous,
-                "--log-level",
-                "warning",
-            ]
+            program = ["-m", "simplequeue", "serve", "--log-level", "warning"]
         else:
-            argv = [
-                sys.executable,
-                str(BENCH / "candidates.py"),
-                name,
-                "--port",
-                str(self.port),
-                "--db",
-                str(self.db),
-                "--synchronous",
-                synchronous,
-            ]
+            program = [str(BENCH / "candidates.py"), name]
+        options = ["--port", str(self.port), "--db", str(self.db), "--synchronous", synchronous]
+        argv = [sys.executable, *program, *options]
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
