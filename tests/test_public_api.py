@@ -6,8 +6,11 @@ import importlib
 import subprocess
 import sys
 
+import msgspec
+
 import simplequeue
 from simplequeue import errors
+from simplequeue.models import Job, StoredJob
 
 PUBLIC = {
     "Client",
@@ -23,6 +26,7 @@ PUBLIC = {
     "JobConflict",
     "PayloadTooLarge",
     "ServerError",
+    "Unavailable",
     "ConnectionFailed",
 }
 
@@ -50,3 +54,10 @@ def test_importing_the_sdk_does_not_import_the_server() -> None:
     code = "import sys, simplequeue, simplequeue.cli; print('litestar' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_server_answers_jobs_in_the_shape_the_sdk_reads() -> None:
+    def wire(model: type[msgspec.Struct]) -> list[str]:
+        return [field.encode_name for field in msgspec.structs.fields(model)]
+
+    assert wire(StoredJob) == wire(Job)

@@ -17,6 +17,7 @@ from simplequeue.errors import (
     RequestError,
     ServerError,
     SimpleQueueError,
+    Unavailable,
 )
 from simplequeue.models import CompletionStatus, Job, JobState, Stats
 
@@ -37,4 +38,5 @@ __all__ = [
     "ServerError",
     "SimpleQueueError",
     "Stats",
+    "Unavailable",
 ]

@@ -7,6 +7,7 @@
      │    ├── JobConflict         409: the job exists with other content, or is in another state
      │    └── PayloadTooLarge     413: the body is over the server's limit
      ├── ServerError              the server failed (HTTP 5xx), or answered something unreadable
+     │    └── Unavailable         503: the store is busy or full; nothing changed, try again
      └── ConnectionFailed         the server could not be reached, or did not answer in time
 
 The server raises the ``RequestError`` subclasses from the queue's rules and turns them into
@@ -27,6 +28,7 @@ __all__ = [
     "RequestError",
     "ServerError",
     "SimpleQueueError",
+    "Unavailable",
 ]
 
 
@@ -79,6 +81,18 @@ table, not an error: it stays out of ``__all__``, which lists the error classes.
 
 class ServerError(SimpleQueueError):
     """The server failed (5xx), or its answer could not be read."""
+
+
+class Unavailable(ServerError):
+    """The store could not take the request in time (locked by another writer) or has no room
+    (a full disk). Nothing was changed; the same request may be sent again after
+    ``retry_after`` seconds (the answer's ``Retry-After``)."""
+
+    status_code = 503
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class ConnectionFailed(SimpleQueueError):

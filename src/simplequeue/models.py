@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 __all__ = [
+    "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
     "CompleteRequest",
     "CompletionStatus",
@@ -22,6 +23,7 @@ __all__ = [
     "Order",
     "Problem",
     "Stats",
+    "StoredJob",
     "SubmitRequest",
 ]
 
@@ -56,12 +58,14 @@ Order = Literal["asc", "desc"]
 # The words that are routes under /jobs/: a job with one of these ids could never be fetched.
 RESERVED_JOB_IDS = frozenset({"next", "submit", "complete"})
 
+MAX_JOB_ID_LENGTH = 256
+
 # 1-256 characters, none of them a control character (U+0000-U+001F, U+007F).
 JobId = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
-        max_length=256,
+        max_length=MAX_JOB_ID_LENGTH,
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description=(
             "Chosen by the client: 1-256 characters, no control characters. "
@@ -94,11 +98,29 @@ def _check_job_id(job_id: str) -> None:
 
 
 class Job(msgspec.Struct, kw_only=True, rename="camel"):
-    """A job as every response returns it."""
+    """A job as every response returns it, with ``data`` decoded: what the SDK gives you."""
 
     job_id: str
     description: str | None
     data: dict[str, Any] | None
+    state: JobState
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+
+
+class StoredJob(msgspec.Struct, kw_only=True, rename="camel"):
+    """A job as the server holds and answers it: the same fields as `Job` (a test holds them
+    equal), but ``data`` is the JSON text the client sent, passed through byte for byte and
+    never decoded, so every number keeps its exact text and no stored job can make a read fail.
+
+    Not a generic shared with `Job`: Litestar's OpenAPI generator loses ``| None`` on a generic
+    struct's fields, and the schema must say that ``data`` may be null."""
+
+    job_id: str
+    description: str | None
+    data: msgspec.Raw | None
     state: JobState
     created_at: datetime
     started_at: datetime | None

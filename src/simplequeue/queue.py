@@ -9,12 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
 import msgspec
 
 from simplequeue.errors import InvalidRequest, JobConflict, JobNotFound
-from simplequeue.models import CompletionStatus, Job, JobState, Stats, SubmitRequest
+from simplequeue.jsontext import same_value
+from simplequeue.models import CompletionStatus, JobState, Stats, StoredJob, SubmitRequest
 from simplequeue.store.base import NewJob, Store, UnknownCursor
 
 __all__ = ["MAX_PAGE", "Page", "Queue", "Submitted", "utcnow"]
@@ -28,29 +27,31 @@ def utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class Submitted:
-    job: Job
+    job: StoredJob
     created: bool
     """True when this call added the job to the queue; False when it was already there."""
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    jobs: list[Job]
+    jobs: list[StoredJob]
     more: bool
     """True when jobs follow the last one of this page."""
 
 
-def _canonical(data: dict[str, Any] | None) -> bytes:
+def _same_data(stored: msgspec.Raw | None, sent: bytes | None) -> bool:
     # Compare JSON values, not Python ones: in Python 1 == 1.0 == True, but a client that sent
     # {"n": 1} and then {"n": true} sent different jobs. Key order is not part of a JSON object.
-    return msgspec.json.encode(data, order="sorted")
+    if stored is None or sent is None:
+        return stored is None and sent is None
+    return same_value(bytes(stored), sent)
 
 
-def _differing_fields(stored: Job, request: SubmitRequest) -> list[str]:
+def _differing_fields(stored: StoredJob, new: NewJob) -> list[str]:
     differs = []
-    if stored.description != request.description:
+    if stored.description != new.description:
         differs.append("description")
-    if _canonical(stored.data) != _canonical(request.data):
+    if not _same_data(stored.data, new.data):
         differs.append("data")
     return differs
 
@@ -60,22 +61,25 @@ class Queue:
         self.store = store
         self._clock = clock
 
-    async def submit(self, request: SubmitRequest) -> Submitted:
+    async def submit(self, request: SubmitRequest, data: bytes | None) -> Submitted:
         """Queue a new job once. The same id with the same content is answered with the stored
-        job, whatever its state now, and is never queued again; other content is a conflict."""
-        new = NewJob(request.job_id, request.description, request.data, self._clock())
+        job, whatever its state now, and is never queued again; other content is a conflict.
+
+        ``data`` is the JSON text of ``request.data`` as the client sent it: that is what is
+        stored and compared (``request.data`` is only its checked, decoded twin)."""
+        new = NewJob(request.job_id, request.description, data, self._clock())
         job, created = await self.store.submit(new)
-        if not created and (differs := _differing_fields(job, request)):
+        if not created and (differs := _differing_fields(job, new)):
             raise JobConflict(
                 f"job {job.job_id!r} was already submitted with a different "
                 f"{' and '.join(differs)}; nothing was changed"
             )
         return Submitted(job, created)
 
-    async def next(self) -> Job | None:
+    async def next(self) -> StoredJob | None:
         return await self.store.next(self._clock())
 
-    async def complete(self, job_id: str, status: CompletionStatus) -> Job:
+    async def complete(self, job_id: str, status: CompletionStatus) -> StoredJob:
         """Finish a running job. Repeating the same completion is answered with the job as it
         is (a retried call); any other transition is a conflict."""
         wanted = JobState(status.value)
@@ -91,7 +95,7 @@ class Queue:
             )
         raise JobConflict(f"job {job_id!r} already finished as {job.state.value}; it stays so")
 
-    async def get(self, job_id: str) -> Job:
+    async def get(self, job_id: str) -> StoredJob:
         job = await self.store.get(job_id)
         if job is None:
             raise JobNotFound(f"no job has jobId {job_id!r}")

@@ -6,6 +6,7 @@ SQLite-only guarantees (WAL, schema version, durability setting, cheap counts) f
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import sqlite3
@@ -15,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from simplequeue.models import Job, JobState
+from simplequeue.models import JobState, StoredJob
 from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store, UnknownCursor
 from simplequeue.store.sqlite import SCHEMA_VERSION, Q, SchemaTooNew
 
@@ -31,7 +33,11 @@ def at(seconds: float) -> datetime:
 
 
 def new(job_id: str, n: int = 0, description: str | None = None, data: Any = None) -> NewJob:
-    return NewJob(job_id, description, data, at(n))
+    return NewJob(job_id, description, None if data is None else text(data), at(n))
+
+
+def text(data: Any) -> bytes:
+    return msgspec.json.encode(data)
 
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
@@ -49,7 +55,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await opened.close()
 
 
-async def all_jobs(store: Store) -> list[Job]:
+async def all_jobs(store: Store) -> list[StoredJob]:
     return await store.list_jobs((), 10_000, None)
 
 
@@ -60,10 +66,10 @@ async def test_submit_inserts_a_new_job_as_submitted(store: Store) -> None:
     data = {"n": 1, "f": 1.0, "b": True, "nested": {"list": [1, "two", None]}, "text": "é😀"}
     job, created = await store.submit(new("j1", 0, "first", data))
     assert created is True
-    assert job == Job(
+    assert job == StoredJob(
         job_id="j1",
         description="first",
-        data=data,
+        data=msgspec.Raw(text(data)),
         state=JobState.SUBMITTED,
         created_at=T0,
         started_at=None,
@@ -73,10 +79,12 @@ async def test_submit_inserts_a_new_job_as_submitted(store: Store) -> None:
     stored = await store.get("j1")
     assert stored == job
     assert stored is not None
-    # JSON types survive the round trip: 1.0 stays a float, True stays a bool.
+    # The text is kept as it was sent, so JSON types survive: 1.0 stays a float, True a bool.
     assert stored.data is not None
-    assert type(stored.data["f"]) is float
-    assert type(stored.data["b"]) is bool
+    assert bytes(stored.data) == text(data)
+    decoded = msgspec.json.decode(stored.data)
+    assert type(decoded["f"]) is float
+    assert type(decoded["b"]) is bool
     assert stored.created_at.utcoffset() == timedelta(0)
 
 
@@ -140,7 +148,7 @@ async def test_next_marks_the_job_running_with_start_time_and_one_attempt(store:
     )
     assert (job.description, job.data, job.created_at, job.finished_at) == (
         "d",
-        {"k": "v"},
+        msgspec.Raw(text({"k": "v"})),
         T0,
         None,
     )
@@ -388,7 +396,7 @@ async def test_sqlite_applies_the_synchronous_setting(
     store = await opened(db_path, synchronous=synchronous)
     try:
         # synchronous is per connection: ask the store's own connection, on its own thread.
-        value = await store._run(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
+        value = await store._write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0])
         assert value == expected
     finally:
         await store.close()
@@ -422,3 +430,69 @@ async def test_sqlite_trigger_counts_match_a_real_count(db_path: Path, seed: int
         "failed": stats.failed,
     } == {state.value: real.get(state.value, 0) for state in JobState}
     assert stats.total == total
+
+
+# -- two stores on one storage, as two servers have -----------------------------------------
+
+# Backends whose instances cannot share their jobs: two of them are two queues, not two servers
+# on one queue. Every other backend (SQLite on a file, PostgreSQL) runs the tests below.
+PRIVATE_STORAGE = {
+    "memory": "a MemoryStore's jobs live in that one object; a second instance is another queue",
+    "sqlite-memory": "each ':memory:' connection is a database of its own",
+}
+
+SHARED_JOBS = 400
+CLAIMERS_PER_STORE = 8
+
+
+@pytest.fixture(params=list(BACKENDS))
+async def two_stores(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[Store, Store]]:
+    """Two instances of the backend over the same storage, each with its own connection (and,
+    for SQLite, its own thread), as two `sq serve` processes on one database have."""
+    if reason := PRIVATE_STORAGE.get(request.param):
+        pytest.skip(f"{request.param}: {reason}")
+    first, second = BACKENDS[request.param](tmp_path), BACKENDS[request.param](tmp_path)
+    await first.open()
+    try:
+        await second.open()
+        try:
+            yield first, second
+        finally:
+            await second.close()
+    finally:
+        await first.close()
+
+
+async def claim_until_empty(store: Store) -> list[tuple[str, JobState, int]]:
+    """Claim until the queue is empty; each claim as (job id, state, attempts)."""
+    claimed: list[tuple[str, JobState, int]] = []
+    for _ in range(SHARED_JOBS + 1):  # bounded: one more round than there are jobs
+        job = await store.next(at(1_000))
+        if job is None:
+            return claimed
+        claimed.append((job.job_id, job.state, job.attempts))
+    raise AssertionError(f"{store} handed out more jobs than were submitted")
+
+
+async def test_two_stores_on_one_storage_hand_each_job_out_exactly_once(
+    two_stores: tuple[Store, Store],
+) -> None:
+    first, second = two_stores
+    job_ids = [f"shared-{n:04}" for n in range(SHARED_JOBS)]
+    for n, job_id in enumerate(job_ids):  # half submitted through each store
+        await (first if n % 2 else second).submit(new(job_id, n))
+
+    claimers = [claim_until_empty(first) for _ in range(CLAIMERS_PER_STORE)]
+    claimers += [claim_until_empty(second) for _ in range(CLAIMERS_PER_STORE)]
+    claimed = [job for batch in await asyncio.gather(*claimers) for job in batch]
+
+    handed_out = Counter(job_id for job_id, _, _ in claimed)
+    assert [job_id for job_id, times in handed_out.items() if times > 1] == []  # none twice
+    assert sorted(handed_out) == job_ids  # none lost
+    assert {(state, attempts) for _, state, attempts in claimed} == {(JobState.RUNNING, 1)}
+    for store in (first, second):  # both see the same, final state
+        assert await store.next(at(2_000)) is None
+        stats = await store.stats()
+        assert (stats.submitted, stats.running, stats.total) == (0, SHARED_JOBS, SHARED_JOBS)

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from simplequeue.models import Job, JobState, Stats
+from simplequeue.models import JobState, Stats, StoredJob
 
-__all__ = ["NewJob", "Store", "UnknownCursor"]
+__all__ = ["NewJob", "Store", "StoreUnusable", "UnknownCursor"]
+
+
+class StoreUnusable(RuntimeError):
+    """The store cannot be opened: a corrupt or too-new database, an unwritable path. The message
+    is one line that tells the operator what is wrong and what to do; `sq serve` prints it."""
 
 
 class UnknownCursor(LookupError):
@@ -22,7 +27,8 @@ class UnknownCursor(LookupError):
 
 
 class NewJob:
-    """What a submit stores: the client's fields and the time it arrived."""
+    """What a submit stores: the client's fields and the time it arrived. ``data`` is the JSON
+    text of an object, exactly as the client sent it (or ``None``)."""
 
     __slots__ = ("created_at", "data", "description", "job_id")
 
@@ -30,7 +36,7 @@ class NewJob:
         self,
         job_id: str,
         description: str | None,
-        data: dict[str, Any] | None,
+        data: bytes | None,
         created_at: datetime,
     ) -> None:
         self.job_id = job_id
@@ -45,13 +51,13 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def submit(self, job: NewJob) -> tuple[Job, bool]:
+    async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
         """Insert the job unless its id exists. Returns the stored job and whether it was new.
 
         Durable before it returns: a job this returned survives a crash of the server.
         """
 
-    async def next(self, now: datetime) -> Job | None:
+    async def next(self, now: datetime) -> StoredJob | None:
         """Claim the oldest ``submitted`` job: make it ``running`` at ``now``, one more attempt.
 
         Each job is claimed by exactly one caller. ``None`` when nothing is submitted.
@@ -59,13 +65,13 @@ class Store(Protocol):
 
     async def complete(
         self, job_id: str, state: JobState, now: datetime
-    ) -> tuple[Job | None, bool]:
+    ) -> tuple[StoredJob | None, bool]:
         """Finish the job with ``state`` if, and only if, it is ``running``.
 
         Returns the job as it now is (``None`` if unknown) and whether this call changed it.
         """
 
-    async def get(self, job_id: str) -> Job | None: ...
+    async def get(self, job_id: str) -> StoredJob | None: ...
 
     async def list_jobs(
         self,
@@ -76,7 +82,7 @@ class Store(Protocol):
         before: str | None = None,
         newest_first: bool = False,
         prefix: str | None = None,
-    ) -> list[Job]:
+    ) -> list[StoredJob]:
         """Up to ``limit`` jobs in submission order (newest first if ``newest_first``), in one of
         ``states`` (all states when empty), submitted after the job ``after`` and before the job
         ``before`` when given, whose id starts with ``prefix`` when given. Raises

@@ -10,13 +10,13 @@ from datetime import datetime
 
 import msgspec
 
-from simplequeue.models import Job, JobState, Stats
+from simplequeue.models import JobState, Stats, StoredJob
 from simplequeue.store.base import NewJob, UnknownCursor
 
 
 class MemoryStore:
     def __init__(self) -> None:
-        self._jobs: dict[str, Job] = {}  # insertion order is submission order
+        self._jobs: dict[str, StoredJob] = {}  # insertion order is submission order
         self._queue: dict[str, None] = {}  # ids of submitted jobs, oldest first
 
     async def open(self) -> None:
@@ -25,13 +25,13 @@ class MemoryStore:
     async def close(self) -> None:
         pass
 
-    async def submit(self, job: NewJob) -> tuple[Job, bool]:
+    async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
         if (stored := self._jobs.get(job.job_id)) is not None:
             return stored, False
-        stored = Job(
+        stored = StoredJob(
             job_id=job.job_id,
             description=job.description,
-            data=job.data,
+            data=None if job.data is None else msgspec.Raw(job.data),
             state=JobState.SUBMITTED,
             created_at=job.created_at,
             started_at=None,
@@ -42,7 +42,7 @@ class MemoryStore:
         self._queue[job.job_id] = None
         return stored, True
 
-    async def next(self, now: datetime) -> Job | None:
+    async def next(self, now: datetime) -> StoredJob | None:
         if not self._queue:
             return None
         job_id = next(iter(self._queue))
@@ -56,7 +56,7 @@ class MemoryStore:
 
     async def complete(
         self, job_id: str, state: JobState, now: datetime
-    ) -> tuple[Job | None, bool]:
+    ) -> tuple[StoredJob | None, bool]:
         job = self._jobs.get(job_id)
         if job is None or job.state != JobState.RUNNING:
             return job, False
@@ -64,7 +64,7 @@ class MemoryStore:
         self._jobs[job_id] = job
         return job, True
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str) -> StoredJob | None:
         return self._jobs.get(job_id)
 
     async def list_jobs(
@@ -76,7 +76,7 @@ class MemoryStore:
         before: str | None = None,
         newest_first: bool = False,
         prefix: str | None = None,
-    ) -> list[Job]:
+    ) -> list[StoredJob]:
         for cursor in (after, before):
             if cursor is not None and cursor not in self._jobs:
                 raise UnknownCursor(cursor)

@@ -1,9 +1,18 @@
 """The embedded default store: one SQLite file, in WAL mode.
 
-Every call runs on one dedicated thread that owns the connection, so the event loop never waits
-on the disk and each operation is one ``BEGIN IMMEDIATE`` transaction: SQLite takes the write
+Writes run on one dedicated thread that owns the writing connection, so the event loop never
+waits on the disk and each write is one ``BEGIN IMMEDIATE`` transaction: SQLite takes the write
 lock before reading, so no two claims or submits can interleave, even across server processes
-sharing the file.
+sharing the file. Reads run on a small pool of their own connections: in WAL mode a reader sees
+the last commit and never waits for a writer, so ``/stats`` and ``GET /jobs/{id}`` answer while a
+write is stuck behind another process's lock.
+
+Every call has a deadline, ``timeout`` seconds after it was made (`STORE_TIMEOUT` by default).
+A write still waiting for the lock then gives up, changes nothing, and raises `Unavailable`
+(503 with ``Retry-After``); so does one that was queued behind others for that long, without
+touching the file. The SDK waits longer than that for an answer (docs/sdk.md), so the server
+gives up first, and a claim can never commit after its caller stopped listening. A full disk is
+`Unavailable` too: the transaction is rolled back and nothing acknowledged is lost.
 
 Durability is SQLite's ``synchronous`` setting. ``full`` (the default) syncs the WAL to disk on
 every commit, so an acknowledged job survives power loss as well as a crash of the server.
@@ -16,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -23,18 +34,33 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from simplequeue.models import Job, JobState, Stats
-from simplequeue.store.base import NewJob, UnknownCursor
+from simplequeue.errors import Unavailable
+from simplequeue.models import JobState, Stats, StoredJob
+from simplequeue.store.base import NewJob, StoreUnusable, UnknownCursor
 from simplequeue.store.sql import load_queries
 
-__all__ = ["SCHEMA_VERSION", "SqliteStore", "Synchronous"]
+__all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchronous"]
 
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
 
 SCHEMA_VERSION = 1
+STORE_TIMEOUT = 5.0
+"""Seconds a call may wait for the store (its lock, or its turn) before it is answered 503."""
+READERS = 2
+"""Reading connections, each on its own thread, beside the one writer."""
 Q = load_queries("sqlite.sql")
 Row = tuple[Any, ...]
+
+# SQLite's primary result codes that mean "not now" rather than "wrong": another connection
+# holds the lock, or the disk (or the file's page limit) is full, or the disk failed a write.
+_BUSY, _LOCKED, _IOERR, _FULL = 5, 6, 10, 13
+_UNAVAILABLE = {
+    _BUSY: "the store is locked by another writer",
+    _LOCKED: "the store is locked by another writer",
+    _FULL: "the store is full (no space left for the database)",
+    _IOERR: "the store could not write to its disk",
+}
 
 
 def _timestamp(value: datetime) -> str:
@@ -45,12 +71,13 @@ def _datetime(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _job(row: Row) -> Job:
+def _job(row: Row) -> StoredJob:
     job_id, description, data, state, created_at, started_at, finished_at, attempts = row
-    return Job(
+    return StoredJob(
         job_id=job_id,
         description=description,
-        data=None if data is None else msgspec.json.decode(data),
+        # The text as the client sent it, passed through untouched (simplequeue.jsontext).
+        data=None if data is None else msgspec.Raw(data.encode()),
         state=JobState(state),
         created_at=datetime.fromisoformat(created_at),
         started_at=_datetime(started_at),
@@ -93,39 +120,148 @@ def _statements(script: str) -> list[str]:
     return statements
 
 
-class SchemaTooNew(RuntimeError):
+def _unavailable(exc: sqlite3.Error) -> Unavailable | None:
+    """The 503 an SQLite error means, or ``None`` when it is a real fault."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    reason = None if code is None else _UNAVAILABLE.get(code & 0xFF)
+    if reason is None:
+        return None
+    return Unavailable(f"{reason}; nothing was changed, try again shortly")
+
+
+def _gave_up(timeout: float) -> Unavailable:
+    return Unavailable(
+        f"the store stayed busy for {timeout:g}s (another writer holds its lock, or too many "
+        "requests are waiting); nothing was changed, try again shortly"
+    )
+
+
+class SchemaTooNew(StoreUnusable):
     pass
 
 
 class SqliteStore:
-    def __init__(self, path: str, *, synchronous: Synchronous = "full") -> None:
+    def __init__(
+        self, path: str, *, synchronous: Synchronous = "full", timeout: float = STORE_TIMEOUT
+    ) -> None:
         self.path = path
         self.synchronous = synchronous
+        self.timeout = timeout
         self._conn: sqlite3.Connection | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simplequeue-sqlite")
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simplequeue-sqlite")
+        # An in-memory database exists only for its one connection: reads go to the writer.
+        self._readers = (
+            None
+            if path == ":memory:"
+            else ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="simplequeue-read")
+        )
+        self._reader = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    # -- running calls on the store's threads ----------------------------------------------
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one write transaction on the writer thread, before the deadline."""
+        deadline = time.monotonic() + self.timeout
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._transaction, work, deadline)
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T], deadline: float) -> T:
         conn = self._conn
         assert conn is not None, "the store is not open"
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, conn)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # queued behind other writes for the whole timeout: don't start
+            raise _gave_up(self.timeout)
+        # SQLite waits for a busy lock up to this long; then BEGIN fails with SQLITE_BUSY.
+        conn.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            if (unavailable := _unavailable(exc)) is None:
+                raise
+            if exc.sqlite_errorcode & 0xFF in (_BUSY, _LOCKED):
+                raise _gave_up(self.timeout) from None
+            raise unavailable from None
+        return result
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on a reading connection: it sees the last commit, and waits for none."""
+        loop = asyncio.get_running_loop()
+        if self._readers is None:
+            conn = self._conn
+            assert conn is not None, "the store is not open"
+            return await loop.run_in_executor(self._writer, work, conn)
+        return await loop.run_in_executor(self._readers, self._on_reader, work)
+
+    def _on_reader(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
+        if conn is None:
+            conn = self._reader.conn = self._open_reader()
+        try:
+            return work(conn)
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) or exc from None
+
+    def _open_reader(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        conn.execute("PRAGMA query_only = ON")
+        with self._reader_lock:
+            self._reader_conns.append(conn)
+        return conn
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Open the file, check it, and create or migrate the schema. A file that cannot be
+        used (corrupt, too new, not a database, in a place that cannot be written) raises
+        `StoreUnusable` with one line that says what is wrong, before anything is served."""
         loop = asyncio.get_running_loop()
-        self._conn = await loop.run_in_executor(self._thread, self._connect)
+        self._conn = await loop.run_in_executor(self._writer, self._connect)
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: no implicit transactions; each operation says BEGIN itself.
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        if self.path != ":memory:":
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise RuntimeError(f"could not put {self.path} in WAL mode (got {mode})")
-        conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
-        self._migrate(conn)
+        try:
+            # isolation_level=None: no implicit transactions; each operation says BEGIN itself.
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        except sqlite3.Error as exc:
+            raise StoreUnusable(f"cannot open the database {self.path}: {exc}") from None
+        try:
+            self._prepare(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            # SQLite's own structural check, before anything is written: a damaged file is
+            # refused at start, not found out after it has acknowledged jobs.
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise StoreUnusable(
+                    f"the database {self.path} is corrupt (SQLite's quick_check: "
+                    f"{'; '.join(problems)}); restore it from a backup"
+                )
+            if self.path != ":memory:":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreUnusable(f"could not put {self.path} in WAL mode (got {mode})")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            self._migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnusable(
+                f"cannot use the database {self.path}: {exc} (is it a simplequeue database, "
+                "and can this user write to it and to its directory?)"
+            ) from None
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
@@ -146,73 +282,63 @@ class SqliteStore:
             raise
 
     async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            with self._reader_lock:
+                conns, self._reader_conns = self._reader_conns, []
+            for reader in conns:
+                reader.close()
         if self._conn is not None:
             conn, self._conn = self._conn, None
-            await asyncio.get_running_loop().run_in_executor(self._thread, conn.close)
-        self._thread.shutdown(wait=True)
+            await loop.run_in_executor(self._writer, conn.close)
+        self._writer.shutdown(wait=True)
 
     # -- the queue's operations ------------------------------------------------------------
+    # Each turns its rows into jobs inside the transaction: anything that fails does so before
+    # the COMMIT, so an error answer always means nothing changed.
 
-    @staticmethod
-    def _write(conn: sqlite3.Connection, work: Callable[[], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = work()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    async def submit(self, job: NewJob) -> tuple[Job, bool]:
+    async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
         params = {
             "job_id": job.job_id,
             "description": job.description,
-            "data": None if job.data is None else msgspec.json.encode(job.data).decode(),
+            "data": None if job.data is None else job.data.decode(),
             "created_at": _timestamp(job.created_at),
         }
 
-        def work(conn: sqlite3.Connection) -> tuple[Job, bool]:
-            def insert_or_read() -> tuple[Job, bool]:
-                if row := conn.execute(Q["submit"], params).fetchone():
-                    return _job(row), True
-                return _job(conn.execute(Q["get"], params).fetchone()), False
+        def insert_or_read(conn: sqlite3.Connection) -> tuple[StoredJob, bool]:
+            if row := conn.execute(Q["submit"], params).fetchone():
+                return _job(row), True
+            return _job(conn.execute(Q["get"], params).fetchone()), False
 
-            return self._write(conn, insert_or_read)
+        return await self._write(insert_or_read)
 
-        return await self._run(work)
-
-    async def next(self, now: datetime) -> Job | None:
-        def work(conn: sqlite3.Connection) -> Job | None:
-            row = self._write(
-                conn, lambda: conn.execute(Q["next"], {"now": _timestamp(now)}).fetchone()
-            )
+    async def next(self, now: datetime) -> StoredJob | None:
+        def claim(conn: sqlite3.Connection) -> StoredJob | None:
+            row = conn.execute(Q["next"], {"now": _timestamp(now)}).fetchone()
             return None if row is None else _job(row)
 
-        return await self._run(work)
+        return await self._write(claim)
 
     async def complete(
         self, job_id: str, state: JobState, now: datetime
-    ) -> tuple[Job | None, bool]:
+    ) -> tuple[StoredJob | None, bool]:
         params = {"job_id": job_id, "state": state.value, "now": _timestamp(now)}
 
-        def work(conn: sqlite3.Connection) -> tuple[Job | None, bool]:
-            def finish_or_read() -> tuple[Row | None, bool]:
-                if row := conn.execute(Q["complete"], params).fetchone():
-                    return row, True
-                return conn.execute(Q["get"], params).fetchone(), False
+        def finish_or_read(conn: sqlite3.Connection) -> tuple[StoredJob | None, bool]:
+            if row := conn.execute(Q["complete"], params).fetchone():
+                return _job(row), True
+            row = conn.execute(Q["get"], params).fetchone()
+            return (None if row is None else _job(row)), False
 
-            row, changed = self._write(conn, finish_or_read)
-            return (None if row is None else _job(row)), changed
+        return await self._write(finish_or_read)
 
-        return await self._run(work)
-
-    async def get(self, job_id: str) -> Job | None:
-        def work(conn: sqlite3.Connection) -> Job | None:
+    async def get(self, job_id: str) -> StoredJob | None:
+        def read(conn: sqlite3.Connection) -> StoredJob | None:
             row = conn.execute(Q["get"], {"job_id": job_id}).fetchone()
             return None if row is None else _job(row)
 
-        return await self._run(work)
+        return await self._read(read)
 
     async def list_jobs(
         self,
@@ -223,7 +349,7 @@ class SqliteStore:
         before: str | None = None,
         newest_first: bool = False,
         prefix: str | None = None,
-    ) -> list[Job]:
+    ) -> list[StoredJob]:
         def seq_of(conn: sqlite3.Connection, job_id: str) -> int:
             row = conn.execute(Q["seq_of"], {"job_id": job_id}).fetchone()
             if row is None:
@@ -231,7 +357,7 @@ class SqliteStore:
             seq: int = row[0]
             return seq
 
-        def work(conn: sqlite3.Connection) -> list[Job]:
+        def work(conn: sqlite3.Connection) -> list[StoredJob]:
             # One read transaction, so the cursors and the page see the same snapshot.
             conn.execute("BEGIN")
             try:
@@ -254,11 +380,11 @@ class SqliteStore:
                 conn.execute("COMMIT")
             return [_job(row) for row in rows]
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def stats(self) -> Stats:
         def work(conn: sqlite3.Connection) -> Stats:
             counts = dict(conn.execute(Q["stats"]).fetchall())
             return Stats(**counts, total=sum(counts.values()))
 
-        return await self._run(work)
+        return await self._read(work)
