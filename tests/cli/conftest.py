@@ -9,6 +9,7 @@ from typer.testing import CliRunner, Result
 
 from simplequeue import Client
 from simplequeue.server import Settings, create_app
+from tests.servers import APP_URL
 
 # The module, not the Typer object that `simplequeue.cli` re-exports under the same name.
 cli_app = importlib.import_module("simplequeue.cli.app")
@@ -19,7 +20,7 @@ Run = Callable[..., Result]
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """An SDK client on an in-process app; every `sq` command in the test talks to that app."""
-    with TestClient(create_app(Settings(db=":memory:"))) as http:
+    with TestClient(create_app(Settings(db=":memory:")), base_url=APP_URL) as http:
         monkeypatch.setattr(cli_app, "connect", lambda url, **options: Client(http=http, **options))
         yield Client(http=http)
 

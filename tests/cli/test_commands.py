@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import respx
 from typer.testing import CliRunner, Result
 
 from simplequeue import Client, JobState
+from simplequeue.client.base import TIMEOUT
 from tests.cli.conftest import Run, cli_app
 from tests.servers import free_port
 
@@ -207,3 +209,30 @@ def test_a_failing_server_is_one_line_and_exit_5() -> None:
         result = CliRunner().invoke(app, ["--url", "http://queue.test", "stats"])
     assert result.exit_code == 5
     assert one_error_line(result) == f"sq: error: {detail}"
+
+
+def test_every_command_is_bounded_in_time_by_default_and_by_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[Client] = []
+    real_connect = cli_app.connect
+
+    def spy(url: str, **options: Any) -> Client:
+        made.append(real_connect(url, **options))
+        return made[-1]
+
+    monkeypatch.setattr(cli_app, "connect", spy)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: each command ends at once, code 4
+    assert CliRunner().invoke(app, ["--url", url, "stats"]).exit_code == 4
+    assert CliRunner().invoke(app, ["--url", url, "--timeout", "3", "get", "x"]).exit_code == 4
+    assert [client.deadline for client in made] == [cli_app.DEADLINE, 3.0]
+    assert made[0].timeout.connect == cli_app.CONNECT_TIMEOUT
+    # One full attempt fits in the default bound: the SDK's read timeout, which stays above the
+    # server's limit on a busy store.
+    assert made[0].timeout.read == TIMEOUT < cli_app.DEADLINE
+
+
+def test_a_timeout_that_is_not_positive_is_a_usage_error() -> None:
+    result = CliRunner().invoke(app, ["--timeout", "0", "stats"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--timeout'" in result.stderr

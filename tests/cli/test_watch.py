@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from simplequeue import Client
@@ -24,7 +25,7 @@ from simplequeue.models import Stats
 from simplequeue.server import create_app
 from simplequeue.store.base import NewJob
 from simplequeue.store.memory import MemoryStore
-from tests.servers import ServerProcess, free_port
+from tests.servers import APP_URL, ServerProcess, free_port
 
 
 def finished(count: int) -> Stats:
@@ -39,7 +40,7 @@ def test_throughput_needs_two_samples_then_averages_over_the_window() -> None:
     assert rate.add(13.0, finished(6)) == 1.0  # the first sample left the window: (6 - 4) / 2s
 
 
-def seeded_app(count: int) -> TestClient:
+def seeded_app(count: int) -> TestClient[Litestar]:
     """The app over a store already holding ``count`` jobs (seeded directly: fast at any size)."""
     store = MemoryStore()
 
@@ -48,7 +49,7 @@ def seeded_app(count: int) -> TestClient:
             await store.submit(NewJob(f"j{i:05}", f"task {i}", None, datetime.now(UTC)))
 
     asyncio.run(seed())
-    return TestClient(create_app(store=store))
+    return TestClient(create_app(store=store), base_url=APP_URL)
 
 
 @pytest.mark.parametrize("queued", [3, 2_500])

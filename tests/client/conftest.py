@@ -30,27 +30,36 @@ def job_json(job_id: str = "job-1", state: str = "submitted", **fields: Any) -> 
 class Twin:
     """Runs each SDK call on a fresh `Client` or `AsyncClient`, so one test checks both twins.
 
-    ``delays`` records every backoff sleep instead of sleeping.
+    ``delays`` records every backoff sleep instead of sleeping; ``now`` is the clients' clock,
+    which only moves when a sleep or a test moves it.
     """
 
     def __init__(self, kind: str, **options: Any) -> None:
         self.kind = kind
-        self.options = options
+        self.now = 0.0
+        self.options = {"clock": lambda: self.now, **options}
         self.delays: list[float] = []
+
+    def pass_time(self, seconds: float) -> None:
+        self.now += seconds
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             if self.kind == "sync":
-                with Client(URL, sleep=self.delays.append, **self.options) as client:
+                with Client(URL, sleep=self._sleep, **self.options) as client:
                     result = getattr(client, method)(*args, **kwargs)
                     return list(result) if method == "iter_jobs" else result
             return asyncio.run(self._async(method, *args, **kwargs))
 
         return call
 
+    def _sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.pass_time(seconds)
+
     async def _async(self, method: str, *args: Any, **kwargs: Any) -> Any:
         async def sleep(seconds: float) -> None:
-            self.delays.append(seconds)
+            self._sleep(seconds)
 
         async with AsyncClient(URL, sleep=sleep, **self.options) as client:
             result = getattr(client, method)(*args, **kwargs)

@@ -18,17 +18,20 @@ from simplequeue import (
     PayloadTooLarge,
 )
 from simplequeue.server import Settings, create_app
+from tests.servers import APP_URL
 
 
 @pytest.fixture
 def client() -> Iterator[Client]:
-    with TestClient(create_app(Settings(db=":memory:", max_body_size=4096))) as http:
+    with TestClient(
+        create_app(Settings(db=":memory:", max_body_size=4096)), base_url=APP_URL
+    ) as http:
         yield Client(http=http)
 
 
 @pytest.fixture
 async def aclient() -> AsyncIterator[AsyncClient]:
-    async with AsyncTestClient(create_app(Settings(db=":memory:"))) as http:
+    async with AsyncTestClient(create_app(Settings(db=":memory:")), base_url=APP_URL) as http:
         yield AsyncClient(http=http)
 
 
@@ -202,3 +205,9 @@ async def test_the_async_client_does_the_same(aclient: AsyncClient) -> None:
         await aclient.get("missing")
     with pytest.raises(JobConflict):
         await aclient.submit("a/2", data={"n": 3})
+
+
+@pytest.mark.parametrize("job_id", [".", "..", "a/..", "%2E"])
+def test_ids_made_of_dots_are_fetched_as_themselves(client: Client, job_id: str) -> None:
+    client.submit(job_id, description=f"the job {job_id!r}")
+    assert client.get(job_id).description == f"the job {job_id!r}"

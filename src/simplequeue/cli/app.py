@@ -2,7 +2,11 @@
 
 Exit codes (also in docs/cli.md): 0 done; 1 the server refused the request (4xx); 2 bad usage,
 including --data that is not a JSON object; 3 `sq next` found the queue empty; 4 the server could
-not be reached; 5 the server failed (5xx).
+not be reached or did not answer within --timeout; 5 the server failed (5xx); 6 `sq serve`
+could not start (a port in use, a database it cannot use).
+
+Every string from the server is printed through `simplequeue.inert`, so none can drive the
+terminal.
 """
 
 from __future__ import annotations
@@ -12,20 +16,33 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import httpx
 import msgspec
 import typer
 from rich.console import Console, RenderableType
 
 from simplequeue.cli import render
 from simplequeue.client import DEFAULT_URL, Client, Order
-from simplequeue.client.base import URL_ENV
+from simplequeue.client.base import TIMEOUT, URL_ENV
 from simplequeue.errors import ConnectionFailed, RequestError, SimpleQueueError
+from simplequeue.inert import inert_json, one_line
 from simplequeue.models import CompletionStatus, JobState
-from simplequeue.server.settings import MIB, LogLevel, Synchronous
+from simplequeue.server.settings import (
+    BACKLOG,
+    BODY_TIMEOUT,
+    HEADER_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_DEPTH,
+    MIB,
+    STORE_TIMEOUT,
+    LogLevel,
+    Synchronous,
+)
 
 app = typer.Typer(
     name="sq",
@@ -42,6 +59,25 @@ class Exit(enum.IntEnum):
     EMPTY = 3
     UNREACHABLE = 4
     SERVER = 5
+    CANNOT_START = 6
+
+
+DEADLINE = 15.0
+"""Seconds a client command may take, retries included, unless ``--timeout`` says otherwise.
+Room for one full attempt (the SDK's 10 s read timeout, above the server's ~5 s limit on a busy
+store) and a retry; a server that accepts the connection and never answers ends the command
+after this long, not after four attempts of 10 s each."""
+CONNECT_TIMEOUT = 2.0
+"""Seconds to wait for a connection: far more than any reachable server needs, and short enough
+that an address that drops packets still leaves room in ``DEADLINE`` for retries."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The server a command talks to (``--url``) and how long the command may take."""
+
+    url: str
+    deadline: float
 
 
 @app.callback()
@@ -51,14 +87,28 @@ def main_options(
         str,
         typer.Option(envvar=URL_ENV, help="The simplequeue server to talk to."),
     ] = DEFAULT_URL,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Give up on a command after this many seconds, retries included."
+        ),
+    ] = DEADLINE,
 ) -> None:
-    ctx.obj = url
+    ctx.obj = Target(url, timeout)
 
 
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME",
+            help="A name clients reach the server by, besides loopback ones and --host "
+            "(repeatable; '*' for any). Other Host headers get 400 (DNS rebinding).",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     db: Annotated[
         str, typer.Option(help="SQLite file, or :memory: for a throwaway queue.")
     ] = "simplequeue.db",
@@ -68,11 +118,39 @@ def serve(
     ] = "full",
     max_body_size: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = MIB,
     log_level: Annotated[LogLevel, typer.Option(help="Logging level.")] = "info",
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="Connections served at once; more wait in the backlog.")
+    ] = MAX_CONNECTIONS,
+    backlog: Annotated[
+        int, typer.Option(min=1, help="Connections the kernel queues before they are served.")
+    ] = BACKLOG,
+    header_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds for a request's headers to arrive (so also for an idle connection).",
+        ),
+    ] = HEADER_TIMEOUT,
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds for a request's body to arrive (else 408).")
+    ] = BODY_TIMEOUT,
+    max_json_depth: Annotated[
+        int, typer.Option(min=1, help="How deeply a job's data may nest (deeper: 400).")
+    ] = MAX_DEPTH,
+    store_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            help="Seconds a request may wait for a busy store before it is answered 503; "
+            "keep it below your clients' read timeout (the SDK's is 10 s).",
+        ),
+    ] = STORE_TIMEOUT,
 ) -> None:
-    """Run the server.
+    """Run the server. Every option, limit and timeout: docs/operations.md.
 
     Example: sq serve --port 8000 --db ./simplequeue.db
     """
+    from simplequeue.server.run import CannotStart
     from simplequeue.server.run import serve as run
     from simplequeue.server.settings import Settings
 
@@ -81,10 +159,20 @@ def serve(
         synchronous=synchronous,
         max_body_size=max_body_size,
         host=host,
+        allowed_hosts=tuple(allowed_host or ()),
         port=port,
         log_level=log_level,
+        max_connections=max_connections,
+        backlog=backlog,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_json_depth=max_json_depth,
+        store_timeout=store_timeout,
     )
-    run(settings)
+    try:
+        run(settings)
+    except CannotStart as exc:
+        fail(str(exc), Exit.CANNOT_START)
 
 
 JsonOption = Annotated[
@@ -92,28 +180,31 @@ JsonOption = Annotated[
 ]
 
 
-def connect(url: str, *, retries: int = 3) -> Client:
+def connect(url: str, *, deadline: float = DEADLINE, retries: int = 3) -> Client:
     """The SDK client every command uses; tests replace it to reach an in-process app."""
-    return Client(url, retries=retries)
+    timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+    return Client(url, timeout=timeout, deadline=deadline, retries=retries)
 
 
 def fail(message: str, code: Exit) -> NoReturn:
-    typer.echo(f"sq: error: {' '.join(message.split())}", err=True)
+    # One line, and inert: the server's detail may quote a job id or description.
+    typer.echo(f"sq: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
 @contextmanager
 def _client(ctx: typer.Context) -> Iterator[Client]:
     """The SDK client for this command; SDK errors end the command with one line and a code."""
+    target: Target = ctx.obj
     try:
-        client = connect(ctx.obj)
+        client = connect(target.url, deadline=target.deadline)
     except ValueError as exc:
         fail(f"--url: {exc}", Exit.USAGE)
     try:
         with client:
             yield client
     except ConnectionFailed as exc:
-        fail(f"{exc.detail} (is `sq serve` running? see --url)", Exit.UNREACHABLE)
+        fail(f"{exc.detail} (is `sq serve` running? see --url, --timeout)", Exit.UNREACHABLE)
     except RequestError as exc:
         fail(exc.detail, Exit.REFUSED)
     except SimpleQueueError as exc:
@@ -122,7 +213,7 @@ def _client(ctx: typer.Context) -> Iterator[Client]:
 
 def _show(answer: object, as_json: bool, human: RenderableType) -> None:
     if as_json:
-        sys.stdout.write(msgspec.json.encode(answer).decode() + "\n")
+        sys.stdout.write(inert_json(msgspec.json.encode(answer).decode()) + "\n")
     else:
         Console().print(human)
 
@@ -281,8 +372,10 @@ def watch(
     """
     from simplequeue.cli.watch import watch as run
 
+    target: Target = ctx.obj
     try:
-        client = connect(ctx.obj, retries=0)  # the dashboard's own loop is the retry
+        # The dashboard's own loop is the retry; --timeout bounds each request of a frame.
+        client = connect(target.url, deadline=target.deadline, retries=0)
     except ValueError as exc:
         fail(f"--url: {exc}", Exit.USAGE)
     try:
@@ -301,7 +394,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)  # set on usage errors: the command to ask for --help
         where = f" (see '{ctx.command_path} --help')" if ctx else ""
-        typer.echo(f"sq: error: {exc.format_message()}{where}", err=True)
+        typer.echo(f"sq: error: {one_line(exc.format_message())}{where}", err=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)

@@ -1,7 +1,9 @@
 """Pure functions from models to Rich renderables: no I/O, no clock (``now`` is passed in).
 
-Every string that came from the server is wrapped in `Text`, never printed as markup: a job's
-description may well contain ``[bold]`` or ``:smile:``.
+Every string that came from the server is made inert (`simplequeue.inert`: control and
+bidi-formatting characters shown as escapes, never sent to the terminal) and wrapped in `Text`,
+never printed as markup: a job's description may well contain ``[bold]``, ``:smile:`` or
+``\x1b[2J``.
 """
 
 from __future__ import annotations
@@ -9,17 +11,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import msgspec
 from rich import box
 from rich.console import Group, RenderableType
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from simplequeue.inert import inert, inert_json
 from simplequeue.models import Job, JobState, Stats
 
-__all__ = ["Snapshot", "age", "dashboard", "job_table", "jobs_table", "state_text", "stats_table"]
+__all__ = [
+    "Snapshot",
+    "age",
+    "dashboard",
+    "job_table",
+    "jobs_table",
+    "json_text",
+    "safe_text",
+    "state_text",
+    "stats_table",
+]
 
 STATE_STYLES = {
     JobState.SUBMITTED: "cyan",
@@ -28,6 +43,7 @@ STATE_STYLES = {
     JobState.FAILED: "red",
 }
 NONE = Text("-", style="dim")
+_highlight_json = JSONHighlighter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +59,24 @@ class Snapshot:
     """Jobs finished per second over the last few samples; ``None`` until there are two."""
     error: str | None = None
     """Why the last sample failed; the rest of the snapshot is the last good one."""
+
+
+def safe_text(text: str | None, style: str = "") -> Text:
+    """Text from the server, inert and never read as markup; ``None`` is shown as a dim dash."""
+    return NONE if text is None else Text(inert(text), style=style)
+
+
+def json_text(data: Any) -> Text:
+    """Indented, highlighted JSON, its strings inert.
+
+    Not `rich.json.JSON`: it re-encodes with ``ensure_ascii=False``, which leaves C1 controls and
+    bidi overrides raw inside strings.
+    """
+    encoded = msgspec.json.format(msgspec.json.encode(data), indent=2).decode()
+    text = _highlight_json(inert_json(encoded))
+    text.no_wrap = True  # as rich's JSON: long values run on rather than break the layout
+    text.overflow = None
+    return text
 
 
 def state_text(state: JobState) -> Text:
@@ -68,10 +102,10 @@ def job_table(job: Job, now: datetime) -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("id", Text(job.job_id))
+    table.add_row("id", safe_text(job.job_id))
     table.add_row("state", state_text(job.state))
-    table.add_row("description", NONE if job.description is None else Text(job.description))
-    table.add_row("data", NONE if job.data is None else JSON.from_data(job.data))
+    table.add_row("description", safe_text(job.description))
+    table.add_row("data", NONE if job.data is None else json_text(job.data))
     table.add_row("attempts", str(job.attempts))
     table.add_row("created", _moment(job.created_at, now))
     table.add_row("started", _moment(job.started_at, now))
@@ -85,7 +119,7 @@ def jobs_table(
     """Jobs as rows, in the order given."""
     table = Table(
         title=title,
-        caption=caption and Text(caption, style="dim"),
+        caption=caption and safe_text(caption, style="dim"),
         box=box.SIMPLE_HEAD,
         title_justify="left",
         caption_justify="left",
@@ -97,9 +131,9 @@ def jobs_table(
     table.add_column("age", justify="right")
     for job in jobs:
         table.add_row(
-            Text(job.job_id),
+            safe_text(job.job_id),
             state_text(job.state),
-            NONE if job.description is None else Text(job.description),
+            safe_text(job.description),
             str(job.attempts),
             age(job.created_at, now),
         )
@@ -134,14 +168,14 @@ def dashboard(snapshot: Snapshot) -> Panel:
     """The whole ``sq watch`` frame."""
     parts: list[RenderableType] = [_counts(snapshot)]
     if snapshot.error is not None:
-        parts.append(Text(f"{snapshot.error} (retrying)", style="bold red"))
+        parts.append(safe_text(f"{snapshot.error} (retrying)", style="bold red"))
     if snapshot.jobs:
         parts.append(jobs_table(snapshot.jobs, snapshot.now, title="most recent jobs"))
     elif snapshot.stats is not None:
         parts.append(Text("no jobs yet", style="dim"))
     return Panel(
         Group(*parts),
-        title=Text(f"simplequeue · {snapshot.url}"),
+        title=safe_text(f"simplequeue · {snapshot.url}"),
         title_align="left",
         subtitle=Text(f"{snapshot.now:%H:%M:%S} UTC · q or Ctrl-C to quit"),
         subtitle_align="right",

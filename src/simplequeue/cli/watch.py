@@ -18,6 +18,7 @@ from rich.live import Live
 from simplequeue.cli.render import Snapshot, dashboard
 from simplequeue.client import Client
 from simplequeue.errors import SimpleQueueError
+from simplequeue.inert import one_line
 from simplequeue.models import Stats
 
 __all__ = ["Throughput", "sample", "watch"]
@@ -47,7 +48,7 @@ def sample(client: Client, rows: int, rate: Throughput, last: Snapshot) -> Snaps
         stats = client.stats()
         jobs = client.list_jobs(limit=rows, order="desc")
     except SimpleQueueError as exc:
-        return replace(last, now=now, error=" ".join(exc.detail.split()))
+        return replace(last, now=now, error=one_line(exc.detail))
     return Snapshot(
         url=client.url,
         now=now,

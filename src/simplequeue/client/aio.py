@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,7 +24,9 @@ class AsyncClient(BaseClient):
     ``url`` defaults to ``$SIMPLEQUEUE_URL``, then ``http://127.0.0.1:8000``. Pass ``http`` (any
     ``httpx.AsyncClient``, such as Litestar's ``AsyncTestClient``) or ``transport`` to control the
     I/O. Calls other than ``next`` are retried ``retries`` times on connection errors and
-    502/503/504.
+    502/503/504 (honouring a 503's ``Retry-After``); with ``deadline``, each call, retries
+    included, ends within that many seconds. ``sleep`` and ``clock`` are how it waits and tells
+    the time.
     """
 
     def __init__(
@@ -31,18 +34,22 @@ class AsyncClient(BaseClient):
         url: str | None = None,
         *,
         timeout: float | httpx.Timeout | None = None,
+        deadline: float | None = None,
         retries: int = 3,
         backoff: float = 0.1,
         http: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
             url,
             http_base_url=http.base_url if http else None,
             timeout=timeout,
+            deadline=deadline,
             retries=retries,
             backoff=backoff,
+            clock=clock,
         )
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(transport=transport)
@@ -114,15 +121,14 @@ class AsyncClient(BaseClient):
         await self.close()
 
     async def _send(self, call: Call[T]) -> T:
-        attempt = 0
+        attempts = self._attempts(call)
         while True:
             outcome: httpx.Response | httpx.TransportError
             try:
-                outcome = await self._http.send(self._request(self._http, call))
+                outcome = await self._http.send(attempts.request(self._http))
             except httpx.TransportError as exc:
                 outcome = exc
-            delay = self._retry_delay(call, attempt, outcome)
+            delay = attempts.retry_delay(outcome)
             if delay is None:
-                return self._outcome(call, outcome)
+                return attempts.settle(outcome)
             await self._sleep(delay)
-            attempt += 1

@@ -1,7 +1,8 @@
 """Everything the two clients share that is not I/O: building calls, reading answers, retrying.
 
-`Client` and `AsyncClient` only send a `Call` and sleep between attempts; what to send, whether
-an answer may be retried and how it becomes a model or an error are decided here, once.
+`Client` and `AsyncClient` only send a `Call` and sleep between attempts; what to send, how long
+each attempt may wait, whether an answer may be retried and how it becomes a model or an error
+are decided here, once (`Attempts`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, get_args
-from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -22,6 +22,7 @@ from simplequeue.errors import (
     InvalidRequest,
     RequestError,
     ServerError,
+    Unavailable,
 )
 from simplequeue.models import (
     CompleteRequest,
@@ -33,20 +34,28 @@ from simplequeue.models import (
     Problem,
     Stats,
     SubmitRequest,
+    job_path,
 )
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "BaseClient", "Call", "Order", "Page"]
+__all__ = ["DEFAULT_URL", "URL_ENV", "Attempts", "BaseClient", "Call", "Order", "Page"]
 
 T = TypeVar("T")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "SIMPLEQUEUE_URL"
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TIMEOUT = 10.0
+"""Seconds each read (and write) of an attempt may wait. It must stay above the time the server
+takes to give up on a busy store and answer 503 (about 5 s), so that the server, not the client,
+is the one that gives up: a ``next`` whose answer nobody waits for any more may have claimed a
+job."""
+CONNECT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
 
 # A gateway's answers that say "the server was not reached or did not finish": the request may
 # not have been applied, so an idempotent one can be sent again.
 RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_BACKOFF = 5.0
+"""The longest wait between two attempts, whatever the backoff or a ``Retry-After`` asks for."""
 
 _job = msgspec.json.Decoder(Job)
 _jobs = msgspec.json.Decoder(list[Job])
@@ -84,15 +93,21 @@ class BaseClient:
         *,
         http_base_url: httpx.URL | None,
         timeout: float | httpx.Timeout | None,
+        deadline: float | None,
         retries: int,
         backoff: float,
+        clock: Callable[[], float],
     ) -> None:
         self.url = _base_url(url, http_base_url)
         self.timeout = DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout)
+        if deadline is not None and not deadline > 0:
+            raise ValueError("deadline must be more than 0 seconds, or None")
+        self.deadline = deadline
         if retries < 0:
             raise ValueError("retries must be 0 or more")
         self.retries = retries
         self.backoff = backoff
+        self._clock = clock
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -117,7 +132,7 @@ class BaseClient:
         return Call("POST", "/jobs/complete", _reader(_job), body=body)
 
     def _get_call(self, job_id: str) -> Call[Job]:
-        return Call("GET", "/jobs/" + quote(job_id, safe=""), _reader(_job))
+        return Call("GET", job_path(job_id), _reader(_job))
 
     def _list_call(
         self,
@@ -146,31 +161,75 @@ class BaseClient:
 
     # -- sending and reading --------------------------------------------------------------------
 
-    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[Any]) -> httpx.Request:
+    def _attempts(self, call: Call[T]) -> Attempts[T]:
+        ends = None if self.deadline is None else self._clock() + self.deadline
+        return Attempts(self, call, ends, self._clock)
+
+    def _read_page(self, response: httpx.Response) -> Page:
+        jobs = _jobs.decode(response.content)
+        link = response.links.get("next", {}).get("url")
+        # Only the query is taken from the link: the client's own URL may carry a path prefix
+        # (a reverse proxy) that the server does not know about.
+        following = self._page_call(tuple(httpx.URL(link).params.multi_items())) if link else None
+        return Page(jobs, following)
+
+
+class Attempts(Generic[T]):
+    """The attempts at one call: what each sends, how long it may wait, what follows it.
+
+    With a deadline, every wait (to connect, for each read, between attempts) is cut to the time
+    the call has left, and no attempt starts once that time is spent.
+    """
+
+    def __init__(
+        self, client: BaseClient, call: Call[T], ends: float | None, clock: Callable[[], float]
+    ) -> None:
+        self._client = client
+        self._call = call
+        self._ends = ends  # the clock reading by which the call must have settled
+        self._clock = clock
+        self._made = 0
+        self._cut: set[str] = set()  # the waits of the last attempt shortened to the deadline
+        self._out_of_time = False  # a retry was given up because the deadline came first
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        call = self._call
         headers = {"Accept": "application/json"}
         if call.body is not None:
             headers["Content-Type"] = "application/json"
+        self._made += 1
         return http.build_request(
             call.method,
-            self.url + call.path,
+            self._client.url + call.path,
             params=call.params,
             content=call.body,
             headers=headers,
-            timeout=self.timeout,
+            timeout=self._timeout(),
         )
 
-    def _retry_delay(
-        self, call: Call[Any], attempt: int, outcome: httpx.Response | httpx.TransportError
-    ) -> float | None:
-        """Seconds to wait before sending ``call`` again, or ``None`` to settle on ``outcome``."""
-        if not call.idempotent or attempt >= self.retries:
+    def retry_delay(self, outcome: httpx.Response | httpx.TransportError) -> float | None:
+        """Seconds to wait before sending the call again, or ``None`` to settle on ``outcome``."""
+        client = self._client
+        if not self._call.idempotent or self._made > client.retries:
             return None
-        if isinstance(outcome, httpx.Response) and outcome.status_code not in RETRY_STATUSES:
+        asked = None
+        if isinstance(outcome, httpx.Response):
+            if outcome.status_code not in RETRY_STATUSES:
+                return None
+            asked = _retry_after(outcome)
+        # Exponential, with jitter so that many clients failing together do not retry together;
+        # a server that says when to come back (503 with Retry-After) is not asked sooner, unless
+        # that is longer than anyone should wait.
+        backoff = client.backoff * 2.0 ** (self._made - 1) * random.uniform(0.5, 1.0)
+        delay = min(max(backoff, asked or 0.0), MAX_BACKOFF)
+        if self._ends is not None and delay >= self._ends - self._clock():
+            self._out_of_time = True  # the next attempt would start too late to matter
             return None
-        # Exponential, with jitter so that many clients failing together do not retry together.
-        return min(self.backoff * 2.0**attempt, MAX_BACKOFF) * random.uniform(0.5, 1.0)
+        return delay
 
-    def _outcome(self, call: Call[T], outcome: httpx.Response | httpx.TransportError) -> T:
+    def settle(self, outcome: httpx.Response | httpx.TransportError) -> T:
+        """The call's result from its last outcome, or the error it becomes."""
+        call = self._call
         if isinstance(outcome, httpx.TransportError):
             raise self._connection_failed(outcome) from None
         if not outcome.is_success:
@@ -184,17 +243,51 @@ class BaseClient:
             ) from None
 
     def _connection_failed(self, exc: httpx.TransportError) -> ConnectionFailed:
+        url, deadline = self._client.url, self._client.deadline
+        out_of_time = self._out_of_time or _wait_that_ran_out(exc) in self._cut
         if isinstance(exc, httpx.TimeoutException):
-            return ConnectionFailed(f"the server at {self.url} did not answer in time ({exc})")
-        return ConnectionFailed(f"cannot reach the server at {self.url}: {exc}")
+            if out_of_time and deadline:
+                return ConnectionFailed(f"the server at {url} did not answer within {deadline:g} s")
+            return ConnectionFailed(f"the server at {url} did not answer in time ({exc})")
+        spent = f" in {deadline:g} s" if out_of_time and deadline else ""
+        return ConnectionFailed(f"cannot reach the server at {url}{spent}: {exc}")
 
-    def _read_page(self, response: httpx.Response) -> Page:
-        jobs = _jobs.decode(response.content)
-        link = response.links.get("next", {}).get("url")
-        # Only the query is taken from the link: the client's own URL may carry a path prefix
-        # (a reverse proxy) that the server does not know about.
-        following = self._page_call(tuple(httpx.URL(link).params.multi_items())) if link else None
-        return Page(jobs, following)
+    def _timeout(self) -> httpx.Timeout:
+        timeout = self._client.timeout
+        if self._ends is None:
+            return timeout
+        left = max(self._ends - self._clock(), 0.0)
+        waits = {
+            "connect": timeout.connect,
+            "read": timeout.read,
+            "write": timeout.write,
+            "pool": timeout.pool,
+        }
+        self._cut = {name for name, wait in waits.items() if wait is None or wait > left}
+        return httpx.Timeout(**{name: _at_most(wait, left) for name, wait in waits.items()})
+
+
+_TIMEOUT_NAMES: dict[type[httpx.TimeoutException], str] = {
+    httpx.ConnectTimeout: "connect",
+    httpx.ReadTimeout: "read",
+    httpx.WriteTimeout: "write",
+    httpx.PoolTimeout: "pool",
+}
+
+
+def _wait_that_ran_out(exc: httpx.TransportError) -> str | None:
+    return next((name for kind, name in _TIMEOUT_NAMES.items() if isinstance(exc, kind)), None)
+
+
+def _at_most(wait: float | None, left: float) -> float:
+    return left if wait is None else min(wait, left)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    # Only the delay-seconds form (RFC 9110 §10.2.3), which is what simplequeue sends; an
+    # HTTP-date (from some proxy) falls back to the backoff.
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
@@ -254,4 +347,10 @@ def _error(response: httpx.Response) -> RequestError | ServerError:
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
     if 400 <= status < 500:
         return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
+    if status == Unavailable.status_code:
+        # A busy store's answer; the same request may be sent again (the retries already were).
+        seconds = _retry_after(response)
+        if seconds is None:
+            return Unavailable(detail)
+        return Unavailable(detail, retry_after=int(seconds))
     return ServerError(detail, status_code=status)

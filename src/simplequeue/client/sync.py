@@ -22,7 +22,9 @@ class Client(BaseClient):
 
     ``url`` defaults to ``$SIMPLEQUEUE_URL``, then ``http://127.0.0.1:8000``. Pass ``http`` (any
     ``httpx.Client``, such as Litestar's ``TestClient``) or ``transport`` to control the I/O.
-    Calls other than ``next`` are retried ``retries`` times on connection errors and 502/503/504.
+    Calls other than ``next`` are retried ``retries`` times on connection errors and 502/503/504
+    (honouring a 503's ``Retry-After``); with ``deadline``, each call, retries included, ends
+    within that many seconds. ``sleep`` and ``clock`` are how it waits and tells the time.
     """
 
     def __init__(
@@ -30,18 +32,22 @@ class Client(BaseClient):
         url: str | None = None,
         *,
         timeout: float | httpx.Timeout | None = None,
+        deadline: float | None = None,
         retries: int = 3,
         backoff: float = 0.1,
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(
             url,
             http_base_url=http.base_url if http else None,
             timeout=timeout,
+            deadline=deadline,
             retries=retries,
             backoff=backoff,
+            clock=clock,
         )
         self._owns_http = http is None
         self._http = http or httpx.Client(transport=transport)
@@ -112,15 +118,14 @@ class Client(BaseClient):
         self.close()
 
     def _send(self, call: Call[T]) -> T:
-        attempt = 0
+        attempts = self._attempts(call)
         while True:
             outcome: httpx.Response | httpx.TransportError
             try:
-                outcome = self._http.send(self._request(self._http, call))
+                outcome = self._http.send(attempts.request(self._http))
             except httpx.TransportError as exc:
                 outcome = exc
-            delay = self._retry_delay(call, attempt, outcome)
+            delay = attempts.retry_delay(outcome)
             if delay is None:
-                return self._outcome(call, outcome)
+                return attempts.settle(outcome)
             self._sleep(delay)
-            attempt += 1
