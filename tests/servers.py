@@ -13,6 +13,10 @@ from pathlib import Path
 
 import httpx
 
+# The address Litestar's TestClient requests go to. Its default, testserver.local, is not a name
+# the server answers to (guard.py: the Host check against DNS rebinding); a loopback one is.
+APP_URL = "http://127.0.0.1"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -57,7 +61,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        if log is not subprocess.DEVNULL:
+        if not isinstance(log, int):  # DEVNULL is an int; only a file we opened needs closing
             log.close()  # the child has its own copy; ours would leak (ResourceWarning)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

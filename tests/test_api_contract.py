@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 
 from simplequeue.server import Settings, create_app
 from simplequeue.store import MemoryStore
+from tests.servers import APP_URL
 
 JOB_KEYS = {
     "jobId",
@@ -36,10 +37,12 @@ Client = TestClient[Any]
 
 def open_client(tmp_path: Path, backend: str, **settings: Any) -> Client:
     if backend == "memory":
-        return TestClient(create_app(Settings(**settings), store=MemoryStore()))
+        return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
     # No fsync per commit: these tests are about HTTP; durability has tests/test_crash.py.
     db = str(tmp_path / "queue.db")
-    return TestClient(create_app(Settings(db=db, synchronous="normal", **settings)))
+    return TestClient(
+        create_app(Settings(db=db, synchronous="normal", **settings)), base_url=APP_URL
+    )
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -188,6 +191,7 @@ def test_submit_key_order_of_data_does_not_matter(client: Client) -> None:
         again = client.post(
             "/jobs/submit",
             content=b'{"data": {"b": {"y": [1, 2], "x": 1}, "a": 1}, "jobId": "j1"}',
+            headers={"content-type": "application/json"},
         )
         assert again.status_code == 200
 
@@ -477,7 +481,10 @@ def test_invalid_complete_bodies_are_400_naming_the_field(
 def test_complete_malformed_json_is_400(sqlite_client: Client, content: bytes) -> None:
     seeded(sqlite_client)
     with changes_nothing(sqlite_client):
-        assert_problem(sqlite_client.post("/jobs/complete", content=content), 400)
+        response = sqlite_client.post(
+            "/jobs/complete", content=content, headers={"content-type": "application/json"}
+        )
+        assert_problem(response, 400)
 
 
 # -- GET /jobs ------------------------------------------------------------------------------
@@ -528,13 +535,19 @@ def test_list_state_filter_is_repeatable(client: Client) -> None:
         ("state=bogus", "state"),
         ("state=submitted&state=Running", "state"),
         ("state=", "state"),
-        ("after=ghost", "after"),
     ],
 )
 def test_list_invalid_query_is_400_naming_it(sqlite_client: Client, query: str, named: str) -> None:
     seeded(sqlite_client)
     with changes_nothing(sqlite_client):
         assert_problem(sqlite_client.get(f"/jobs?{query}"), 400, named)
+
+
+@pytest.mark.parametrize("cursor", ["after", "before"])
+def test_list_cursor_naming_no_job_is_404_naming_it(sqlite_client: Client, cursor: str) -> None:
+    seeded(sqlite_client)
+    with changes_nothing(sqlite_client):
+        assert_problem(sqlite_client.get(f"/jobs?{cursor}=ghost"), 404, cursor)
 
 
 def test_list_limit_bounds_and_default(tmp_path: Path) -> None:

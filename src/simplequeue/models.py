@@ -9,6 +9,7 @@ import enum
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 import msgspec
 
@@ -25,6 +26,7 @@ __all__ = [
     "Stats",
     "StoredJob",
     "SubmitRequest",
+    "job_path",
 ]
 
 
@@ -82,6 +84,18 @@ JobData = Annotated[
     dict[str, Any],
     msgspec.Meta(description="Any JSON object; the queue stores it and hands it back unchanged."),
 ]
+
+
+def job_path(job_id: str) -> str:
+    """The path of ``GET /jobs/{jobId}`` for this id: the id percent-encoded as one segment.
+
+    ``.`` and ``..`` are encoded too (``%2E``): as bare segments, every HTTP client and browser
+    would resolve them away (RFC 3986) and ask for ``/jobs`` or ``/`` instead.
+    """
+    segment = quote(job_id, safe="")
+    if segment in {".", ".."}:
+        segment = segment.replace(".", "%2E")
+    return "/jobs/" + segment
 
 
 # The pattern above is for the schema's readers; Python's `$` also matches before a final

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
 import msgspec
 
 from simplequeue.errors import InvalidRequest, JobConflict, JobNotFound
@@ -125,7 +126,8 @@ class Queue:
         except UnknownCursor as exc:
             (job_id,) = exc.args
             cursor = "after" if job_id == after else "before"
-            raise InvalidRequest(f"`{cursor}` names no job: {job_id!r}") from None
+            # Like every other reference to a job that does not exist (complete, get): 404.
+            raise JobNotFound(f"`{cursor}` names no job: {job_id!r}") from None
         return Page(jobs[:limit], more=len(jobs) > limit)
 
     async def stats(self) -> Stats:

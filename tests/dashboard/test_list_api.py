@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 
 from simplequeue.server.app import create_app
 from simplequeue.store import MemoryStore, SqliteStore, Store
+from tests.servers import APP_URL
 
 LINK = re.compile(r'^<([^>]*)>; rel="next"$')
 
@@ -25,7 +26,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
     store: Store = (
         MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "list.db"))
     )
-    with TestClient(create_app(store=store)) as test_client:
+    with TestClient(create_app(store=store), base_url=APP_URL) as test_client:
         yield test_client
 
 
@@ -117,12 +118,22 @@ def test_prefix_pages_with_state_and_order(client: TestClient[Litestar]) -> None
 
 
 @pytest.mark.parametrize(
+    ("query", "parameter"), [("before=nope", "`before`"), ("after=nope&before=job-0", "`after`")]
+)
+def test_a_cursor_naming_no_job_is_404_naming_the_parameter(
+    client: TestClient[Litestar], query: str, parameter: str
+) -> None:
+    submit(client, "job-0")
+    response = client.get(f"/jobs?{query}")
+    assert response.status_code == 404
+    assert parameter in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
     ("query", "parameter"),
     [
         ("order=up", "`order`"),
         ("order=", "`order`"),
-        ("before=nope", "`before`"),
-        ("after=nope&before=job-0", "`after`"),
         ("prefix=", "`prefix`"),
         ("prefix=" + "x" * 257, "`prefix`"),
     ],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -12,18 +11,24 @@ from litestar.di import Provide
 from litestar.enums import ScopeType
 from litestar.exceptions import ValidationException
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetailsPlugin
-from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from simplequeue import __version__
 from simplequeue.queue import Queue
 from simplequeue.server.dashboard import DASHBOARD_ROUTES
+from simplequeue.server.guard import allowed_hosts, guard
 from simplequeue.server.problems import (
     EXCEPTION_TO_PROBLEM,
     internal_error,
+    problem_response,
     validation_error,
+)
+from simplequeue.server.reference import (
+    VENDOR_ROUTE,
+    JsonTextSchema,
+    ReferencePage,
+    schema_router,
 )
 from simplequeue.server.routes import JOBS_PREFIX, ROUTES
 from simplequeue.server.settings import Settings
@@ -31,29 +36,46 @@ from simplequeue.store import Store, store_for
 
 __all__ = ["create_app"]
 
-VENDOR_PATH = "/vendor"
-VENDOR_ROUTE = create_static_files_router(
-    path=VENDOR_PATH, directories=[Path(__file__).parent / "vendor"], include_in_schema=False
-)
-
 
 def _queue(state: State) -> Queue:
     queue: Queue = state.queue
     return queue
 
 
-def _route_job_paths_raw(handler: ASGIApp) -> ASGIApp:
-    """Route ``/jobs/<percent-encoded id>`` by the raw path, not the decoded one.
+def canonical_path(raw: bytes) -> bool:
+    """Whether a raw request path is one the app routes: no empty segment (``//``, a trailing
+    ``/``), no dot segment, and percent-encoding only in the one segment of ``/jobs/<id>``."""
+    if raw == b"/":
+        return True
+    first, *segments = raw.split(b"/")
+    if first or not segments or any(segment in {b"", b".", b".."} for segment in segments):
+        return False
+    if raw.startswith(JOBS_PREFIX):
+        return len(segments) == 2
+    return b"%" not in raw
 
-    The router matches the decoded path, with slashes trimmed and collapsed: the id ``next/``
-    (``/jobs/next%2F``) would reach the next-job route and claim a job, ``/`` (``/jobs/%2F``)
-    would list the jobs, ``submit/`` would get 405. Left encoded, the id is one path segment
-    and only the get-job route can match it (which reads the id from the raw path itself).
+
+def _route_job_paths_raw(handler: ASGIApp) -> ASGIApp:
+    """Route by the raw path, not the decoded one, and only a canonical path.
+
+    The router matches the decoded path, with slashes trimmed and collapsed: ``/jobs/next/``,
+    ``//jobs/next``, ``/jobs%2Fnext`` and the id ``next/`` (``/jobs/next%2F``) would all reach
+    the next-job route and claim a job; ``/static/app.js%00.css`` would reach the file system.
+    So a path that is not written the one way the app's links write it is a 404, and under
+    ``/jobs/`` an encoded id stays one segment that only the get-job route can match (it reads
+    the id from the raw path itself).
     """
 
     async def route(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == ScopeType.HTTP:
-            raw = scope.get("raw_path", b"").split(b"?", 1)[0]
+            raw = scope.get("raw_path", b"").split(b"?", 1)[0] or scope["path"].encode()
+            if not canonical_path(raw):
+                detail = (
+                    "no route matches this path as written: no `//`, trailing `/` or dot "
+                    "segment, and percent-encoding only in the job id of `/jobs/<id>`"
+                )
+                await problem_response(404, detail)(scope, receive, send)
+                return
             if raw.startswith(JOBS_PREFIX) and b"%" in raw:
                 scope["path"] = raw.decode("latin-1")
         await handler(scope, receive, send)
@@ -67,9 +89,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
 
     @asynccontextmanager
     async def open_queue(app: Litestar) -> AsyncIterator[None]:
-        opened = store or store_for(settings.db, synchronous=settings.synchronous)
+        opened = store or store_for(
+            settings.db, synchronous=settings.synchronous, timeout=settings.store_timeout
+        )
         await opened.open()
         app.state.queue = Queue(opened)
+        app.state.settings = settings
         try:
             yield
         finally:
@@ -82,7 +107,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         plugins=[
             ProblemDetailsPlugin(
                 ProblemDetailsConfig(exception_to_problem_detail_map=EXCEPTION_TO_PROBLEM)
-            )
+            ),
+            JsonTextSchema(),
         ],
         exception_handlers={Exception: internal_error, ValidationException: validation_error},
         request_max_body_size=settings.max_body_size,
@@ -90,18 +116,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             title="simplequeue",
             version=__version__,
             description="A small, fast, trustworthy HTTP job queue: submit, next, complete.",
-            path="/schema",
+            openapi_router=schema_router(),
             # Redoc from the package, not a CDN: the API reference works with no network.
-            render_plugins=[
-                RedocRenderPlugin(
-                    path="/",
-                    js_url=f"{VENDOR_PATH}/redoc/redoc.standalone.js",
-                    google_fonts=False,
-                    favicon="",
-                )
-            ],
+            render_plugins=[ReferencePage()],
         ),
         logging_config=None,
     )
-    app.asgi_handler = _route_job_paths_raw(app.asgi_handler)
+    hosts = allowed_hosts(settings.host, settings.allowed_hosts)
+    app.asgi_handler = guard(_route_job_paths_raw(app.asgi_handler), hosts)
     return app

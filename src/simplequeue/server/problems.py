@@ -7,11 +7,14 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.plugins.problem_details import ProblemDetailsException
+from litestar.response.base import ASGIResponse
 
-from simplequeue.errors import REQUEST_ERROR_FOR_STATUS, SimpleQueueError
+from simplequeue.errors import REQUEST_ERROR_FOR_STATUS, SimpleQueueError, Unavailable
+from simplequeue.models import Problem
 
 logger = logging.getLogger("simplequeue.server")
 
@@ -31,8 +34,15 @@ def _phrase(status: int) -> str:
 
 
 def from_queue_error(exc: SimpleQueueError) -> ProblemDetailsException:
+    headers = None
+    if isinstance(exc, Unavailable):
+        # A busy or full store: the client may send the same request again after this long.
+        headers = {"Retry-After": str(exc.retry_after)}
     return ProblemDetailsException(
-        status_code=exc.status_code, title=_phrase(exc.status_code), detail=exc.detail
+        status_code=exc.status_code,
+        title=_phrase(exc.status_code),
+        detail=exc.detail,
+        headers=headers,
     )
 
 
@@ -67,6 +77,19 @@ def from_http_error(exc: HTTPException) -> ProblemDetailsException:
         title=_phrase(exc.status_code),
         detail=detail,
         headers=exc.headers,
+    )
+
+
+def problem_response(
+    status: int, detail: str, headers: dict[str, str] | None = None
+) -> ASGIResponse:
+    """A problem document answered outside the router (`guard.py`, `app.py`): the same shape and
+    titles as every other error, without a Request to build a Litestar Response from."""
+    return ASGIResponse(
+        body=msgspec.json.encode(Problem(status=status, title=_phrase(status), detail=detail)),
+        status_code=status,
+        media_type="application/problem+json",
+        headers=headers,
     )
 
 

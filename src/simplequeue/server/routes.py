@@ -14,16 +14,19 @@ from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
+from simplequeue import jsontext
 from simplequeue.errors import InvalidRequest
 from simplequeue.models import (
+    MAX_JOB_ID_LENGTH,
     CompleteRequest,
     Health,
-    Job,
     JobState,
     Order,
     Problem,
     Stats,
+    StoredJob,
     SubmitRequest,
+    job_path,
 )
 from simplequeue.queue import MAX_PAGE, Queue
 
@@ -32,6 +35,10 @@ __all__ = ["ROUTES"]
 T = TypeVar("T")
 
 JOBS_PREFIX = b"/jobs/"
+# The one path that claims a job: the edge (guard.py) refuses HEAD and other sites on it.
+NEXT_PATH = "/jobs/next"
+# Liveness: answered to any Host (guard.py), for probes that address the server by IP.
+HEALTH_PATH = "/health"
 
 
 def _with_body(model: type[Any]) -> type[Operation]:
@@ -71,21 +78,45 @@ def _with_body(model: type[Any]) -> type[Operation]:
     return WithBody
 
 
+class _DataText(msgspec.Struct):
+    """The one field of a submit body whose text is kept as sent (see simplequeue.jsontext)."""
+
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
 async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
+    """The body as ``model``, or a 400 naming what is wrong. Besides the model's own rules, a
+    body may not nest deeper than the server allows, nor name a key twice in one object (which
+    value was meant is ambiguous): both are refused before anything is stored."""
+    body = await request.body()
+    max_depth: int = request.app.state.settings.max_json_depth
+    too_deep = InvalidRequest(
+        f"the request body nests too deeply: `data` may nest at most {max_depth} levels"
+    )
     try:
-        return msgspec.json.decode(await request.body(), type=model)
+        decoded = msgspec.json.decode(body, type=model)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    # The body is one object around `data`: one level more than `data` itself.
+    if jsontext.deeper_than(body, max_depth + 1):
+        raise too_deep
+    try:
+        jsontext.refuse_duplicate_keys(body)
+    except jsontext.DuplicateKey as exc:
+        raise InvalidRequest(
+            f"the request body names the key {exc.args[0]!r} twice in one object; "
+            "send each key once"
+        ) from None
+    return decoded
 
 
-def _job_location(job_id: str) -> str:
-    segment = quote(job_id, safe="")
-    if segment in {".", ".."}:
-        # A dot segment would be resolved away by any client following the header (RFC 3986).
-        segment = segment.replace(".", "%2E")
-    return "/jobs/" + segment
+async def _data_text(request: Request[Any, Any, Any]) -> bytes | None:
+    raw = msgspec.json.decode(await request.body(), type=_DataText).data
+    return None if raw == _DataText.data else bytes(raw)
 
 
 def _problems(*codes: int) -> dict[int, ResponseSpec]:
@@ -105,32 +136,39 @@ def _problems(*codes: int) -> dict[int, ResponseSpec]:
     status_code=HTTP_201_CREATED,
     responses={
         HTTP_200_OK: ResponseSpec(
-            data_container=Job, description="Already submitted with the same content; unchanged"
+            data_container=StoredJob,
+            description="Already submitted with the same content; unchanged",
         ),
-        **_problems(400, 409, 413),
+        **_problems(400, 403, 409, 413, 415, 503),
     },
     operation_class=_with_body(SubmitRequest),
     tags=["jobs"],
 )
-async def submit(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> Response[Job]:
-    submitted = await queue.submit(await _decode(request, SubmitRequest))
+async def submit(
+    request: Request[Any, Any, Any], queue: NamedDependency[Queue]
+) -> Response[StoredJob]:
+    body = await _decode(request, SubmitRequest)
+    submitted = await queue.submit(body, await _data_text(request))
     if submitted.created:
         return Response(
             submitted.job,
             status_code=HTTP_201_CREATED,
-            headers={"Location": _job_location(submitted.job.job_id)},
+            headers={"Location": job_path(submitted.job.job_id)},
         )
     return Response(submitted.job, status_code=HTTP_200_OK)
 
 
 @get(
-    "/jobs/next",
+    NEXT_PATH,
     summary="Take the next job",
     description="The oldest submitted job, now running; 204 when the queue is empty.",
-    responses={204: ResponseSpec(data_container=None, description="The queue is empty")},
+    responses={
+        204: ResponseSpec(data_container=None, description="The queue is empty"),
+        **_problems(403, 503),
+    },
     tags=["jobs"],
 )
-async def next_job(queue: NamedDependency[Queue]) -> Response[Job | None]:
+async def next_job(queue: NamedDependency[Queue]) -> Response[StoredJob | None]:
     job = await queue.next()
     if job is None:
         return Response(None, status_code=HTTP_204_NO_CONTENT)
@@ -143,11 +181,11 @@ async def next_job(queue: NamedDependency[Queue]) -> Response[Job | None]:
     description="Marks a running job succeeded or failed. Repeating the same completion is "
     "answered 200 with the job unchanged; any other transition is 409.",
     status_code=HTTP_200_OK,
-    responses=_problems(400, 404, 409, 413),
+    responses=_problems(400, 403, 404, 409, 413, 415, 503),
     operation_class=_with_body(CompleteRequest),
     tags=["jobs"],
 )
-async def complete(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> Job:
+async def complete(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> StoredJob:
     body = await _decode(request, CompleteRequest)
     return await queue.complete(body.job_id, body.status)
 
@@ -173,7 +211,7 @@ def _path_job_id(request: Request[Any, Any, Any]) -> str:
 )
 async def get_job(
     request: Request[Any, Any, Any], job_path: FromPath[str], queue: NamedDependency[Queue]
-) -> Job:
+) -> StoredJob:
     del job_path  # the router's decoded copy; see _path_job_id
     return await queue.get(_path_job_id(request))
 
@@ -183,7 +221,7 @@ async def get_job(
     summary="List jobs",
     description="Jobs in submission order, oldest first (`order=desc`: newest first). A "
     '`Link: <...>; rel="next"` header gives the next page when more jobs follow.',
-    responses=_problems(400),
+    responses=_problems(400, 404),
     tags=["jobs"],
 )
 async def list_jobs(
@@ -193,11 +231,23 @@ async def list_jobs(
         QueryParameter(name="state", description="Only jobs in these states (repeatable)."),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
+    # Bounded like a jobId, so that the schema refuses what can name no job (an empty value)
+    # and the 400 is the parameter's own, not "names no job".
     after: Annotated[
-        str | None, QueryParameter(description="A jobId: return the jobs submitted after it.")
+        str | None,
+        QueryParameter(
+            min_length=1,
+            max_length=MAX_JOB_ID_LENGTH,
+            description="A jobId: return the jobs submitted after it.",
+        ),
     ] = None,
     before: Annotated[
-        str | None, QueryParameter(description="A jobId: return the jobs submitted before it.")
+        str | None,
+        QueryParameter(
+            min_length=1,
+            max_length=MAX_JOB_ID_LENGTH,
+            description="A jobId: return the jobs submitted before it.",
+        ),
     ] = None,
     order: Annotated[
         Order,
@@ -205,9 +255,11 @@ async def list_jobs(
     ] = "asc",
     prefix: Annotated[
         str | None,
-        QueryParameter(min_length=1, max_length=256, description="Only jobs whose id starts so."),
+        QueryParameter(
+            min_length=1, max_length=MAX_JOB_ID_LENGTH, description="Only jobs whose id starts so."
+        ),
     ] = None,
-) -> Response[list[Job]]:
+) -> Response[list[StoredJob]]:
     states = states or []
     newest_first = order == "desc"
     page = await queue.list_jobs(
@@ -248,9 +300,15 @@ async def stats(queue: NamedDependency[Queue]) -> Stats:
     return await queue.stats()
 
 
-@get("/health", summary="Liveness", tags=["queue"])
+@get(HEALTH_PATH, summary="Liveness", tags=["queue"])
 async def health() -> Health:
     return Health(status="ok")
 
 
 ROUTES = [submit, next_job, complete, get_job, list_jobs, stats, health]
+
+BODY_PATHS = frozenset(
+    path for route in ROUTES if "POST" in route.http_methods for path in route.paths
+)
+"""The paths that take a JSON body: only there is a body of another type a 415. Elsewhere a POST
+is the router's 405 (or 404), whatever it carries."""

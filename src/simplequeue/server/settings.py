@@ -5,13 +5,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from simplequeue.store.sqlite import Synchronous
+from simplequeue.jsontext import MAX_DEPTH
+from simplequeue.store.sqlite import STORE_TIMEOUT, Synchronous
 
-__all__ = ["MIB", "LogLevel", "Settings", "Synchronous"]
+__all__ = [
+    "BACKLOG",
+    "BODY_TIMEOUT",
+    "HEADER_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "MAX_DEPTH",
+    "MIB",
+    "STORE_TIMEOUT",
+    "LogLevel",
+    "Settings",
+    "Synchronous",
+]
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
 MIB = 1024 * 1024
+
+# The connection limits (docs/operations.md says why each default is what it is).
+MAX_CONNECTIONS = 1024
+"""Connections served at once; more wait in the listen backlog until one closes."""
+BACKLOG = 1024
+"""Connections the kernel holds, accepted but not yet served (Linux caps it at somaxconn)."""
+HEADER_TIMEOUT = 10.0
+"""Seconds a connection may take to send a request's headers, counted from when it opened or
+from the end of its previous answer: so also how long an idle keep-alive connection is kept."""
+BODY_TIMEOUT = 30.0
+"""Seconds a request may take to send its body once its headers are in."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +45,20 @@ class Settings:
     """SQLite's durability: ``full`` survives power loss, ``normal`` only a crash of the server."""
     max_body_size: int = MIB
     """Requests with a larger body are refused with 413."""
+    max_json_depth: int = MAX_DEPTH
+    """``data`` nested deeper than this is refused with 400, before anything is stored."""
+    store_timeout: float = STORE_TIMEOUT
+    """Seconds a request may wait for the store (a lock held by another process, or its turn)
+    before it is answered 503 with nothing changed. Keep it below the clients' read timeout
+    (the SDK's is 10 s), so that the server gives up first: a claim must never commit after
+    its caller stopped waiting for the answer."""
     host: str = "127.0.0.1"
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the server answers to besides loopback ones and ``host`` (unless a wildcard such as
+    0.0.0.0): any other ``Host`` header is refused with 400, against DNS rebinding. ``*``: any."""
     port: int = 8000
     log_level: LogLevel = "info"
+    max_connections: int = MAX_CONNECTIONS
+    backlog: int = BACKLOG
+    header_timeout: float = HEADER_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT

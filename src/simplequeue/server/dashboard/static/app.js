@@ -35,6 +35,13 @@ let generation = 0; // bumped when the view changes, so a slow answer for an old
 
 class Offline extends Error {}
 
+// The id as one path segment. "." and ".." are encoded too: a browser resolves bare dot
+// segments away (RFC 3986) and would fetch /jobs or / instead (models.job_path does the same).
+function jobPath(jobId) {
+  const segment = encodeURIComponent(jobId);
+  return "/jobs/" + (segment === "." || segment === ".." ? segment.replaceAll(".", "%2E") : segment);
+}
+
 async function request(url, options = {}) {
   let response;
   try {
@@ -290,7 +297,7 @@ async function refreshDetail(seen) {
   const onPage = lastJobs.find((j) => j.jobId === view.selected);
   if (onPage) return renderDetail(onPage, null);
   const selected = view.selected;
-  const response = await request(`/jobs/${encodeURIComponent(selected)}`);
+  const response = await request(jobPath(selected));
   if (selected !== view.selected || seen !== generation) return;
   if (response.ok) return renderDetail(await response.json(), null);
   renderDetail(null, await problemDetail(response));
