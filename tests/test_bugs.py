@@ -428,15 +428,30 @@ def test_bug15_an_integer_is_not_the_same_as_a_fraction_or_a_boolean(client: Cli
 # -- 17 ---------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def another_writer(db: Path) -> Iterator[Callable[[], None]]:
+    """Another process's connection to the file, holding its write lock until the function
+    this yields is called (or the block ends)."""
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        if other.in_transaction:
+            other.execute("ROLLBACK")
+
+    try:
+        yield release
+    finally:
+        release()
+        other.close()
+
+
 def test_bug17_a_locked_store_answers_503_and_recovers(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     settings = Settings(db=str(db), synchronous="normal", store_timeout=0.2)
-    # Another process's connection to the same file, which takes the write lock.
-    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    try:
-        with TestClient(create_app(settings), base_url=APP_URL) as client:
-            assert post(client, "/jobs/submit", b'{"jobId": "before"}').status_code == 201
-            other.execute("BEGIN IMMEDIATE")
+    with TestClient(create_app(settings), base_url=APP_URL) as client:
+        assert post(client, "/jobs/submit", b'{"jobId": "before"}').status_code == 201
+        with another_writer(db) as release:
             for path, body in (("/jobs/submit", b'{"jobId": "during"}'), ("/jobs/next", None)):
                 answer = client.get(path) if body is None else post(client, path, body)
                 assert answer.status_code == 503, answer.text
@@ -447,11 +462,9 @@ def test_bug17_a_locked_store_answers_503_and_recovers(tmp_path: Path) -> None:
             assert client.get("/stats").json()["submitted"] == 1
             assert client.get("/jobs/during").status_code == 404
             # Once the other writer lets go, the same server works again by itself.
-            other.execute("ROLLBACK")
+            release()
             assert post(client, "/jobs/submit", b'{"jobId": "during"}').status_code == 201
             assert client.get("/jobs/next").json()["jobId"] == "before"
-    finally:
-        other.close()
 
 
 def test_bug17_a_full_store_answers_503_keeps_what_it_acknowledged_and_recovers(
@@ -499,9 +512,7 @@ def test_bug18_reads_do_not_wait_for_a_writer_blocked_on_the_lock(
     server = serve(str(db), "--synchronous", "normal", "--store-timeout", "60")
     with httpx.Client(base_url=server.url, timeout=90) as http:
         assert post(http, "/jobs/submit", b'{"jobId": "known"}').status_code == 201
-    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    try:
-        other.execute("BEGIN IMMEDIATE")
+    with another_writer(db) as release:
 
         def blocked_submit(n: int) -> int:
             with httpx.Client(base_url=server.url, timeout=90) as http:
@@ -519,10 +530,8 @@ def test_bug18_reads_do_not_wait_for_a_writer_blocked_on_the_lock(
                 assert http.get("/jobs?limit=5").status_code == 200
                 # The reads answered while both writes still wait for the lock.
                 assert not any(write.done() for write in writes)
-            other.execute("ROLLBACK")
+            release()
             assert [write.result() for write in writes] == [201, 201]
-    finally:
-        other.close()
 
 
 # -- 19 ---------------------------------------------------------------------------------------
@@ -541,9 +550,7 @@ def test_bug19_a_claim_the_caller_gave_up_on_is_never_made(
     with httpx.Client(base_url=server.url, timeout=30) as http:
         for n in range(4):
             assert post(http, "/jobs/submit", b'{"jobId": "j%d"}' % n).status_code == 201
-    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    try:
-        other.execute("BEGIN IMMEDIATE")
+    with another_writer(db):
 
         def claim(_: int) -> int | str:
             # A worker that waits 3 s for its answer, three times the server's store timeout.
@@ -557,9 +564,6 @@ def test_bug19_a_claim_the_caller_gave_up_on_is_never_made(
             answers = list(pool.map(claim, range(4)))
         # Every claim was refused by the server, in time for its caller to hear it.
         assert answers == [503, 503, 503, 503]
-    finally:
-        other.execute("ROLLBACK")
-        other.close()
     with httpx.Client(base_url=server.url, timeout=30) as http:
         stats = http.get("/stats").json()
         assert (stats["submitted"], stats["running"]) == (4, 0)
