@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
+    "STORE_TIMEOUT",
     "CompleteRequest",
     "CompletionStatus",
     "Health",
@@ -56,6 +57,11 @@ class CompletionStatus(enum.StrEnum):
 
 Order = Literal["asc", "desc"]
 """The order of ``GET /jobs``: ``asc`` is oldest first (submission order), ``desc`` newest first."""
+
+STORE_TIMEOUT = 5.0
+"""Seconds the server lets a request wait for its store (its lock, or its turn) before it
+answers 503 with nothing changed (``sq serve --store-timeout``). Clients wait longer than this
+for a claim's answer, so that the server, not the client, is the one that gives up."""
 
 # The words that are routes under /jobs/: a job with one of these ids could never be fetched.
 RESERVED_JOB_IDS = frozenset({"next", "submit", "complete"})

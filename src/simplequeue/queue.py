@@ -126,8 +126,7 @@ class Queue:
         except UnknownCursor as exc:
             (job_id,) = exc.args
             cursor = "after" if job_id == after else "before"
-            # Like every other reference to a job that does not exist (complete, get): 404.
-            raise JobNotFound(f"`{cursor}` names no job: {job_id!r}") from None
+            raise InvalidRequest(f"`{cursor}` names no job: {job_id!r}") from None
         return Page(jobs[:limit], more=len(jobs) > limit)
 
     async def stats(self) -> Stats:

@@ -226,7 +226,7 @@ def test_every_command_is_bounded_in_time_by_default_and_by_timeout(
     assert CliRunner().invoke(app, ["--url", url, "stats"]).exit_code == 4
     assert CliRunner().invoke(app, ["--url", url, "--timeout", "3", "get", "x"]).exit_code == 4
     assert [client.deadline for client in made] == [cli_app.DEADLINE, 3.0]
-    assert made[0].timeout.connect == cli_app.CONNECT_TIMEOUT
+    assert made[0].timeout.connect == cli_app.CLI_CONNECT_TIMEOUT
     # One full attempt fits in the default bound: the SDK's read timeout, which stays above the
     # server's limit on a busy store.
     assert made[0].timeout.read == TIMEOUT < cli_app.DEADLINE

@@ -155,7 +155,7 @@ def test_newest_first_paging_returns_every_job_once_in_reverse_order(client: Cli
     assert [j.job_id for j in before] == ["j04", "j03", "j02", "j01", "j00"]
     between = client.iter_jobs(page_size=2, after="j10", before="j16", order="desc")
     assert [j.job_id for j in between] == ["j15", "j14", "j13", "j12", "j11"]
-    with pytest.raises(JobNotFound, match="before"):
+    with pytest.raises(InvalidRequest, match="before"):
         client.list_jobs(before="missing")
 
 

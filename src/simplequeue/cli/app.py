@@ -67,7 +67,7 @@ DEADLINE = 15.0
 Room for one full attempt (the SDK's 10 s read timeout, above the server's ~5 s limit on a busy
 store) and a retry; a server that accepts the connection and never answers ends the command
 after this long, not after four attempts of 10 s each."""
-CONNECT_TIMEOUT = 2.0
+CLI_CONNECT_TIMEOUT = 2.0
 """Seconds to wait for a connection: far more than any reachable server needs, and short enough
 that an address that drops packets still leaves room in ``DEADLINE`` for retries."""
 
@@ -142,7 +142,7 @@ def serve(
         typer.Option(
             min=0.1,
             help="Seconds a request may wait for a busy store before it is answered 503; "
-            "keep it below your clients' read timeout (the SDK's is 10 s).",
+            f"keep it below your clients' read timeout (the SDK's is {TIMEOUT:g} s).",
         ),
     ] = STORE_TIMEOUT,
 ) -> None:
@@ -182,7 +182,7 @@ JsonOption = Annotated[
 
 def connect(url: str, *, deadline: float = DEADLINE, retries: int = 3) -> Client:
     """The SDK client every command uses; tests replace it to reach an in-process app."""
-    timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+    timeout = httpx.Timeout(TIMEOUT, connect=CLI_CONNECT_TIMEOUT)
     return Client(url, timeout=timeout, deadline=deadline, retries=retries)
 
 

@@ -25,6 +25,7 @@ from simplequeue.errors import (
     Unavailable,
 )
 from simplequeue.models import (
+    STORE_TIMEOUT,
     CompleteRequest,
     CompletionStatus,
     Health,
@@ -44,10 +45,13 @@ T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:8000"
 URL_ENV = "SIMPLEQUEUE_URL"
 TIMEOUT = 10.0
-"""Seconds each read (and write) of an attempt may wait. It must stay above the time the server
-takes to give up on a busy store and answer 503 (about 5 s), so that the server, not the client,
-is the one that gives up: a ``next`` whose answer nobody waits for any more may have claimed a
-job."""
+"""Seconds each read (and write) of an attempt may wait. It stays above the time the server
+takes to give up on a busy store and answer 503 (`STORE_TIMEOUT`), so that the server, not the
+client, is the one that gives up."""
+CLAIM_WAIT = STORE_TIMEOUT + 1.0
+"""The least a ``next`` waits for its answer, whatever the timeout or deadline: the server may
+take `STORE_TIMEOUT` to make the claim, and a client that stopped listening sooner would leave
+the job it claimed ``running`` with nobody working on it."""
 CONNECT_TIMEOUT = 5.0
 DEFAULT_TIMEOUT = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
 
@@ -254,17 +258,22 @@ class Attempts(Generic[T]):
 
     def _timeout(self) -> httpx.Timeout:
         timeout = self._client.timeout
-        if self._ends is None:
-            return timeout
-        left = max(self._ends - self._clock(), 0.0)
         waits = {
             "connect": timeout.connect,
             "read": timeout.read,
             "write": timeout.write,
             "pool": timeout.pool,
         }
-        self._cut = {name for name, wait in waits.items() if wait is None or wait > left}
-        return httpx.Timeout(**{name: _at_most(wait, left) for name, wait in waits.items()})
+        if self._ends is not None:
+            left = max(self._ends - self._clock(), 0.0)
+            self._cut = {name for name, wait in waits.items() if wait is None or wait > left}
+            waits = {name: _at_most(wait, left) for name, wait in waits.items()}
+        if not self._call.idempotent and waits["read"] is not None:
+            # Once a claim is sent, its answer is awaited for as long as the server may take to
+            # make it (CLAIM_WAIT), even past the deadline: giving up sooner could strand a job.
+            waits["read"] = max(waits["read"], CLAIM_WAIT)
+            self._cut.discard("read")
+        return httpx.Timeout(**waits)
 
 
 _TIMEOUT_NAMES: dict[type[httpx.TimeoutException], str] = {

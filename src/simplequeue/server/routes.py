@@ -115,8 +115,8 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
 
 
 async def _data_text(request: Request[Any, Any, Any]) -> bytes | None:
-    raw = msgspec.json.decode(await request.body(), type=_DataText).data
-    return None if raw == _DataText.data else bytes(raw)
+    text = bytes(msgspec.json.decode(await request.body(), type=_DataText).data)
+    return None if text == b"null" else text
 
 
 def _problems(*codes: int) -> dict[int, ResponseSpec]:
@@ -221,7 +221,7 @@ async def get_job(
     summary="List jobs",
     description="Jobs in submission order, oldest first (`order=desc`: newest first). A "
     '`Link: <...>; rel="next"` header gives the next page when more jobs follow.',
-    responses=_problems(400, 404),
+    responses=_problems(400),
     tags=["jobs"],
 )
 async def list_jobs(

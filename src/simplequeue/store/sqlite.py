@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar
 import msgspec
 
 from simplequeue.errors import Unavailable
-from simplequeue.models import JobState, Stats, StoredJob
+from simplequeue.models import STORE_TIMEOUT, JobState, Stats, StoredJob
 from simplequeue.store.base import NewJob, StoreUnusable, UnknownCursor
 from simplequeue.store.sql import load_queries
 
@@ -45,8 +45,6 @@ T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
 
 SCHEMA_VERSION = 1
-STORE_TIMEOUT = 5.0
-"""Seconds a call may wait for the store (its lock, or its turn) before it is answered 503."""
 READERS = 2
 """Reading connections, each on its own thread, beside the one writer."""
 Q = load_queries("sqlite.sql")
@@ -179,10 +177,19 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
-                conn.execute("COMMIT")
             except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                # A commit that failed writing (a disk error, not a full disk, which SQLite
+                # finds before it writes) may still be in the WAL, and replayed: the honest
+                # answer is the 500's "the server failed", never a 503's "nothing changed".
+                if exc.sqlite_errorcode & 0xFF == _IOERR:
+                    raise RuntimeError(f"the store failed while committing: {exc}") from exc
                 raise
         except sqlite3.Error as exc:
             if (unavailable := _unavailable(exc)) is None:
@@ -194,26 +201,38 @@ class SqliteStore:
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on a reading connection: it sees the last commit, and waits for none."""
+        deadline = time.monotonic() + self.timeout
         loop = asyncio.get_running_loop()
         if self._readers is None:
-            conn = self._conn
-            assert conn is not None, "the store is not open"
-            return await loop.run_in_executor(self._writer, work, conn)
-        return await loop.run_in_executor(self._readers, self._on_reader, work)
+            return await loop.run_in_executor(self._writer, self._on_writer, work, deadline)
+        return await loop.run_in_executor(self._readers, self._on_reader, work, deadline)
 
-    def _on_reader(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
-        if conn is None:
-            conn = self._reader.conn = self._open_reader()
+    def _on_writer(self, work: Callable[[sqlite3.Connection], T], deadline: float) -> T:
+        conn = self._conn
+        assert conn is not None, "the store is not open"
+        if time.monotonic() >= deadline:
+            raise _gave_up(self.timeout)
+        return work(conn)
+
+    def _on_reader(self, work: Callable[[sqlite3.Connection], T], deadline: float) -> T:
+        if time.monotonic() >= deadline:  # queued behind other reads for the whole timeout
+            raise _gave_up(self.timeout)
         try:
+            conn: sqlite3.Connection | None = getattr(self._reader, "conn", None)
+            if conn is None:
+                conn = self._reader.conn = self._open_reader()
             return work(conn)
         except sqlite3.Error as exc:
             raise _unavailable(exc) or exc from None
 
     def _open_reader(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        conn.execute("PRAGMA query_only = ON")
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
         with self._reader_lock:
             self._reader_conns.append(conn)
         return conn
@@ -258,6 +277,11 @@ class SqliteStore:
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             self._migrate(conn)
         except sqlite3.DatabaseError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_BUSY, _LOCKED):
+                raise StoreUnusable(
+                    f"the database {self.path} stayed locked by another process for "
+                    f"{self.timeout:g}s; try again when it lets go"
+                ) from None
             raise StoreUnusable(
                 f"cannot use the database {self.path}: {exc} (is it a simplequeue database, "
                 "and can this user write to it and to its directory?)"
@@ -284,7 +308,7 @@ class SqliteStore:
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         if self._readers is not None:
-            self._readers.shutdown(wait=True)
+            await asyncio.to_thread(self._readers.shutdown, wait=True)
             with self._reader_lock:
                 conns, self._reader_conns = self._reader_conns, []
             for reader in conns:
@@ -292,7 +316,7 @@ class SqliteStore:
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await loop.run_in_executor(self._writer, conn.close)
-        self._writer.shutdown(wait=True)
+        await asyncio.to_thread(self._writer.shutdown, wait=True)
 
     # -- the queue's operations ------------------------------------------------------------
     # Each turns its rows into jobs inside the transaction: anything that fails does so before
