@@ -28,6 +28,11 @@ JOB_KEYS = {
     "startedAt",
     "finishedAt",
     "attempts",
+    # §7: leases, retries and results
+    "maxAttempts",
+    "leaseExpiresAt",
+    "result",
+    "errors",
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MIB = 1024 * 1024
@@ -84,10 +89,11 @@ def assert_problem(response: httpx.Response, status: int, *named: str) -> dict[s
     return body
 
 
-def assert_job(body: Any) -> dict[str, Any]:
-    """The §1 job shape: exactly these camelCase keys, RFC 3339 UTC timestamps."""
+def assert_job(body: Any, *, lease: bool = False) -> dict[str, Any]:
+    """The §1 job shape: exactly these camelCase keys, RFC 3339 UTC timestamps. ``leaseId`` is
+    in the answers of next and heartbeat (``lease=True``) and in no other (§7)."""
     assert isinstance(body, dict)
-    assert set(body) == JOB_KEYS
+    assert set(body) == JOB_KEYS | ({"leaseId"} if lease else set())
     assert isinstance(body["jobId"], str)
     assert body["state"] in {"submitted", "running", "succeeded", "failed"}
     assert isinstance(body["attempts"], int)
@@ -134,7 +140,8 @@ def test_a_new_job_has_the_contract_shape_and_null_defaults(client: Client) -> N
 def test_every_route_that_returns_a_job_uses_the_same_shape(client: Client) -> None:
     created = assert_job(submit(client, "j1", description="d", data={"a": [1, {"b": None}]}).json())
     assert assert_job(client.get("/jobs/j1").json()) == created
-    running = assert_job(client.get("/jobs/next").json())
+    running = assert_job(client.get("/jobs/next").json(), lease=True)
+    assert isinstance(running.pop("leaseId"), str)
     listed = client.get("/jobs").json()
     assert [assert_job(job) for job in listed] == [running]
     finished = assert_job(complete(client, "j1", "succeeded").json())
@@ -388,9 +395,11 @@ def test_next_on_an_empty_queue_is_204_without_body(client: Client) -> None:
 def test_next_hands_out_the_oldest_submitted_job_as_running(client: Client) -> None:
     for job_id in ("b", "a", "c"):
         submit(client, job_id)
-    first = assert_job(client.get("/jobs/next").json())
+    first = assert_job(client.get("/jobs/next").json(), lease=True)
     assert (first["jobId"], first["state"], first["attempts"]) == ("b", "running", 1)
     assert first["startedAt"] is not None
+    assert first["leaseExpiresAt"] > first["startedAt"]
+    del first["leaseId"]  # the worker's alone: GET never shows it
     assert client.get("/jobs/b").json() == first
     assert [client.get("/jobs/next").json()["jobId"] for _ in range(2)] == ["a", "c"]
     assert client.get("/jobs/next").status_code == 204

@@ -54,6 +54,7 @@ def test_acknowledged_jobs_and_states_survive_kill_9(
             acknowledged[job_id] = response.json()
         for n in range(10):
             job = http.get("/jobs/next").json()
+            del job["leaseId"]  # only the worker's answer carries it
             acknowledged[job["jobId"]] = job
             if n < 6:
                 status = "succeeded" if n % 2 else "failed"
@@ -107,6 +108,7 @@ class Load:
                     if response.status_code == 204:
                         continue
                     job = response.json()
+                    del job["leaseId"]  # only the worker's answer carries it
                     with self.lock:
                         self.acked[job["jobId"]] = job
                         self.in_flight[job["jobId"]] = "succeeded"
@@ -169,3 +171,28 @@ def test_acknowledged_jobs_survive_kill_9_under_concurrent_load(
     assert len(unanswered_claims) <= WORKERS
     assert stats["total"] == len(stored) >= len(load.acked)
     assert sum(stats[s] for s in ("submitted", "running", "succeeded", "failed")) == len(stored)
+
+
+def test_no_job_stays_running_after_kill_9(
+    serve: Callable[..., ServerProcess], tmp_path: Path, synchronous: str
+) -> None:
+    db = str(tmp_path / "queue.db")
+    first = serve(db, "--synchronous", synchronous, "--lease-seconds", "1")
+    with httpx.Client(base_url=first.url) as http:
+        for n in range(10):
+            assert http.post("/jobs/submit", json={"jobId": f"j{n}"}).status_code == 201
+        claimed = [http.get("/jobs/next").json()["jobId"] for _ in range(4)]
+    first.kill()  # the workers of the four claimed jobs are gone too, as far as anyone knows
+
+    second = serve(db, "--synchronous", synchronous)
+    with httpx.Client(base_url=second.url) as http:
+        deadline = time.monotonic() + 20
+        while http.get("/stats").json()["running"]:
+            assert time.monotonic() < deadline, "leases of a killed server never ended"
+            time.sleep(0.1)
+        for job_id in claimed:
+            job = http.get(f"/jobs/{job_id}").json()
+            assert (job["state"], job["attempts"]) == ("submitted", 1)
+            assert [e["error"] for e in job["errors"]] == ["lease expired"]
+        # They come back at their old places, before the jobs submitted after them.
+        assert [http.get("/jobs/next").json()["jobId"] for _ in range(5)] == [*claimed, "j4"]

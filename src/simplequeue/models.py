@@ -17,9 +17,12 @@ __all__ = [
     "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
     "STORE_TIMEOUT",
+    "AttemptError",
+    "ClaimedJob",
     "CompleteRequest",
     "CompletionStatus",
     "Health",
+    "HeartbeatRequest",
     "Job",
     "JobState",
     "Order",
@@ -64,7 +67,7 @@ answers 503 with nothing changed (``sq serve --store-timeout``). Clients wait lo
 for a claim's answer, so that the server, not the client, is the one that gives up."""
 
 # The words that are routes under /jobs/: a job with one of these ids could never be fetched.
-RESERVED_JOB_IDS = frozenset({"next", "submit", "complete"})
+RESERVED_JOB_IDS = frozenset({"next", "submit", "complete", "heartbeat"})
 
 MAX_JOB_ID_LENGTH = 256
 
@@ -86,6 +89,49 @@ Description = Annotated[
     str,
     msgspec.Meta(max_length=4096, description="Human-readable text, at most 4,096 characters."),
 ]
+MAX_ATTEMPTS = 100
+"""The most attempts a job may be given (``maxAttempts`` is 1-100)."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""A job's ``maxAttempts`` when its submit names none (``sq serve --max-attempts``)."""
+DEFAULT_LEASE_SECONDS = 300
+"""A lease's length when ``/jobs/next`` names none (``sq serve --lease-seconds``)."""
+MAX_LEASE_SECONDS = 43_200
+"""The longest lease a worker may ask for: twelve hours."""
+MAX_WAIT_SECONDS = 60
+"""The longest a ``GET /jobs/next?wait=`` may wait for a job."""
+MAX_ERROR_LENGTH = 4096
+"""The longest error text a worker may report; longer texts are refused, not cut."""
+MAX_ERRORS_KEPT = 20
+"""How many attempts' errors a job keeps, the newest."""
+
+Error = Annotated[
+    str,
+    msgspec.Meta(max_length=MAX_ERROR_LENGTH, description="Why the attempt failed (text)."),
+]
+# Whole numbers in bodies are declared as numbers that are multiples of 1: JSON Schema counts
+# 3.0 as an integer, and a client (or a schema-driven tester) may well send it so; __post_init__
+# makes them ints.
+MaxAttempts = Annotated[
+    float,
+    msgspec.Meta(
+        ge=1, le=MAX_ATTEMPTS, multiple_of=1, description="How many times it may be handed out."
+    ),
+]
+LeaseId = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        description="The lease the answer to /jobs/next gave (only its holder knows it).",
+    ),
+]
+LeaseSeconds = Annotated[float, msgspec.Meta(ge=1, le=MAX_LEASE_SECONDS, multiple_of=1)]
+
+# JSON kept as the client sent it (simplequeue.jsontext): the server passes it through as
+# msgspec.Raw. The Meta tells the API's schema what the text holds (server/reference.py).
+DataText = Annotated[msgspec.Raw, msgspec.Meta(extra_json_schema={"type": "object"})]
+ResultText = Annotated[msgspec.Raw, msgspec.Meta(description="Any JSON value.")]
+
 JobData = Annotated[
     dict[str, Any],
     msgspec.Meta(description="Any JSON object; the queue stores it and hands it back unchanged."),
@@ -117,6 +163,15 @@ def _check_job_id(job_id: str) -> None:
         raise ValueError("`jobId` must not contain control characters (U+0000-U+001F, U+007F)")
 
 
+class AttemptError(msgspec.Struct, kw_only=True):
+    """Why one attempt of a job ended badly: the worker's error, ``lease expired`` or
+    ``cancelled``."""
+
+    attempt: int
+    at: datetime
+    error: str
+
+
 class Job(msgspec.Struct, kw_only=True, rename="camel"):
     """A job as every response returns it, with ``data`` decoded: what the SDK gives you."""
 
@@ -128,6 +183,13 @@ class Job(msgspec.Struct, kw_only=True, rename="camel"):
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    max_attempts: int
+    lease_expires_at: datetime | None
+    result: Any
+    errors: list[AttemptError]
+    lease_id: str | None = None
+    """Only in the answers to ``/jobs/next`` and ``/jobs/heartbeat``: the lease this worker
+    holds, which ``heartbeat`` and ``complete`` must name. ``None`` everywhere else."""
 
 
 class StoredJob(msgspec.Struct, kw_only=True, rename="camel"):
@@ -140,12 +202,24 @@ class StoredJob(msgspec.Struct, kw_only=True, rename="camel"):
 
     job_id: str
     description: str | None
-    data: msgspec.Raw | None
+    data: DataText | None
     state: JobState
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
     attempts: int
+    max_attempts: int
+    lease_expires_at: datetime | None
+    result: ResultText | None
+    errors: list[AttemptError]
+
+
+class ClaimedJob(StoredJob, kw_only=True):
+    """A job as ``/jobs/next`` and ``/jobs/heartbeat`` answer it: with the lease its worker
+    holds. No other answer carries ``leaseId``: whoever can read jobs must not be able to
+    finish someone else's."""
+
+    lease_id: str
 
 
 class SubmitRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -154,19 +228,49 @@ class SubmitRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     job_id: JobId
     description: Description | None = None
     data: JobData | None = None
+    max_attempts: MaxAttempts | None = None
+    """``None``: the server's default (``sq serve --max-attempts``)."""
 
     def __post_init__(self) -> None:
         _check_job_id(self.job_id)
+        if self.max_attempts is not None:
+            self.max_attempts = int(self.max_attempts)
 
 
-class CompleteRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
-    """The body of ``POST /jobs/complete``."""
+class CompleteRequest(
+    msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, omit_defaults=True
+):
+    """The body of ``POST /jobs/complete``. With ``leaseId`` it applies only while that lease is
+    the job's current one (fencing); ``result`` goes with ``succeeded``, ``error`` and ``retry``
+    with ``failed``."""
 
     job_id: JobId
     status: CompletionStatus
+    lease_id: LeaseId | None = None
+    result: Any = None
+    error: Error | None = None
+    retry: bool = False
 
     def __post_init__(self) -> None:
         _check_job_id(self.job_id)
+        if self.status == CompletionStatus.SUCCEEDED and (self.error is not None or self.retry):
+            raise ValueError("`error` and `retry` go with `failed`, not with `succeeded`")
+        if self.status == CompletionStatus.FAILED and self.result is not None:
+            raise ValueError("`result` goes with `succeeded`, not with `failed`")
+
+
+class HeartbeatRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """The body of ``POST /jobs/heartbeat``: renew a lease, for ``leaseSeconds`` from now
+    (default: the lease's own length)."""
+
+    job_id: JobId
+    lease_id: LeaseId
+    lease_seconds: LeaseSeconds | None = None
+
+    def __post_init__(self) -> None:
+        _check_job_id(self.job_id)
+        if self.lease_seconds is not None:
+            self.lease_seconds = int(self.lease_seconds)
 
 
 class Stats(msgspec.Struct, kw_only=True):

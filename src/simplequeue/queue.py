@@ -1,4 +1,4 @@
-"""The rules of the queue: what submit, next and complete mean. No HTTP here, and no SQL.
+"""The rules of the queue: what submit, next, heartbeat and complete mean. No HTTP, no SQL.
 
 The store makes each step atomic; this module decides what its outcome means for the caller and
 raises the errors of `simplequeue.errors` that the server turns into 4xx answers.
@@ -6,18 +6,45 @@ raises the errors of `simplequeue.errors` that the server turns into 4xx answers
 
 from __future__ import annotations
 
+import asyncio
+import enum
+import logging
+import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from simplequeue.errors import InvalidRequest, JobConflict, JobNotFound
+from simplequeue.errors import InvalidRequest, JobConflict, JobNotFound, SimpleQueueError
 from simplequeue.jsontext import same_value
-from simplequeue.models import CompletionStatus, JobState, Stats, StoredJob, SubmitRequest
-from simplequeue.store.base import NewJob, Store, UnknownCursor
+from simplequeue.models import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    ClaimedJob,
+    CompleteRequest,
+    CompletionStatus,
+    JobState,
+    Stats,
+    StoredJob,
+    SubmitRequest,
+)
+from simplequeue.store.base import Finish, NewJob, Outcome, Store, UnknownCursor
+from simplequeue.waiters import Waiters
 
-__all__ = ["MAX_PAGE", "Page", "Queue", "Submitted", "utcnow"]
+__all__ = [
+    "MAX_PAGE",
+    "RETRY_BACKOFF",
+    "TRANSITIONS",
+    "Event",
+    "Page",
+    "Queue",
+    "Rules",
+    "Submitted",
+    "utcnow",
+]
+
+logger = logging.getLogger("simplequeue.queue")
 
 MAX_PAGE = 1000
 
@@ -54,13 +81,68 @@ def _differing_fields(stored: StoredJob, new: NewJob) -> list[str]:
         differs.append("description")
     if not _same_data(stored.data, new.data):
         differs.append("data")
+    if stored.max_attempts != new.max_attempts:
+        differs.append("maxAttempts")
     return differs
 
 
+class Event(enum.Enum):
+    """What can happen to a running job's attempt."""
+
+    SUCCEED = "succeeded"
+    FAIL = "failed"
+    RETRY = "failed, to be retried"
+    EXPIRE = "lease expired"
+
+
+TRANSITIONS: dict[Event, tuple[JobState, JobState]] = {
+    # event: (the state while attempts remain, the state once they are used up)
+    Event.SUCCEED: (JobState.SUCCEEDED, JobState.SUCCEEDED),
+    Event.FAIL: (JobState.FAILED, JobState.FAILED),
+    Event.RETRY: (JobState.SUBMITTED, JobState.FAILED),
+    Event.EXPIRE: (JobState.SUBMITTED, JobState.FAILED),
+}
+"""The queue's one table of transitions out of ``running`` (CONTRACT §2, §7). The one way in is
+a claim (``submitted`` -> ``running``, one more attempt, a new lease). Stores apply an event only
+to a running job, under its current lease when one is named."""
+
+RETRY_BACKOFF = 1.0
+"""Seconds before a job's first retry, by default (``sq serve --retry-backoff``)."""
+MAX_BACKOFF = 3600.0
+"""The longest a retried job waits before it is due again: one hour."""
+EXPIRY_INTERVAL = 0.5
+"""Seconds between two looks for expired leases (and for jobs other processes added)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rules:
+    """The server's defaults for the queue's rules (`sq serve` options)."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    retry_backoff: float = RETRY_BACKOFF
+    """Seconds before a job's first retry; each further retry waits twice as long, with jitter,
+    up to `MAX_BACKOFF`."""
+
+
+def _lease_lost(job_id: str, lease_id: str) -> JobConflict:
+    return JobConflict(
+        f"lease lost: job {job_id!r} is no longer held by lease {lease_id!r} (it expired and "
+        "the job was taken back, or the job was finished); nothing was changed"
+    )
+
+
 class Queue:
-    def __init__(self, store: Store, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], datetime] = utcnow,
+        rules: Rules | None = None,
+    ) -> None:
         self.store = store
+        self.rules = rules or Rules()
         self._clock = clock
+        self._waiters = Waiters(self._claim, self._release)
 
     async def submit(self, request: SubmitRequest, data: bytes | None) -> Submitted:
         """Queue a new job once. The same id with the same content is answered with the stored
@@ -68,33 +150,108 @@ class Queue:
 
         ``data`` is the JSON text of ``request.data`` as the client sent it: that is what is
         stored and compared (``request.data`` is only its checked, decoded twin)."""
-        new = NewJob(request.job_id, request.description, data, self._clock())
+        max_attempts = int(request.max_attempts or self.rules.max_attempts)
+        new = NewJob(request.job_id, request.description, data, self._clock(), max_attempts)
         job, created = await self.store.submit(new)
         if not created and (differs := _differing_fields(job, new)):
             raise JobConflict(
                 f"job {job.job_id!r} was already submitted with a different "
                 f"{' and '.join(differs)}; nothing was changed"
             )
+        if created:
+            self._waiters.wake()
         return Submitted(job, created)
 
-    async def next(self) -> StoredJob | None:
-        return await self.store.next(self._clock())
+    async def next(
+        self, *, lease_seconds: int | None = None, wait: float = 0.0, count: int = 1
+    ) -> list[ClaimedJob]:
+        """Up to ``count`` jobs, each now running under a lease of its own; if there are none,
+        the first that arrive within ``wait`` seconds (in the order the callers came)."""
+        lease = lease_seconds or self.rules.lease_seconds
+        # Callers already waiting come first: a newcomer that may wait joins the line.
+        if not (wait > 0 and len(self._waiters)):
+            claimed = await self._claim(lease, count)
+            if claimed or wait <= 0:
+                return claimed
+        return await self._waiters.wait(lease, count, wait)
 
-    async def complete(self, job_id: str, status: CompletionStatus) -> StoredJob:
-        """Finish a running job. Repeating the same completion is answered with the job as it
-        is (a retried call); any other transition is a conflict."""
-        wanted = JobState(status.value)
-        job, changed = await self.store.complete(job_id, wanted, self._clock())
+    async def _claim(self, lease_seconds: int, count: int) -> list[ClaimedJob]:
+        return await self.store.claim(self._clock(), lease_seconds=lease_seconds, limit=count)
+
+    async def _release(self, job: ClaimedJob) -> None:
+        await self.store.release(job.job_id, job.lease_id)
+        self._waiters.wake()
+
+    async def heartbeat(
+        self, job_id: str, lease_id: str, lease_seconds: int | None = None
+    ) -> ClaimedJob:
+        """Renew a lease: the job stays with its worker ``lease_seconds`` (default: the lease's
+        own length) from now."""
+        done = await self.store.heartbeat(job_id, lease_id, self._clock(), lease_seconds)
+        if done.finish is Finish.UNKNOWN:
+            raise JobNotFound(f"no job has jobId {job_id!r}")
+        if done.finish is not Finish.APPLIED or not isinstance(done.job, ClaimedJob):
+            raise _lease_lost(job_id, lease_id)
+        return done.job
+
+    async def complete(self, request: CompleteRequest, result: bytes | None) -> StoredJob:
+        """End the running attempt. With a lease, only while it is the job's current one;
+        repeating an applied completion is answered with the job as it is; anything else is a
+        conflict. ``result`` is the JSON text of ``request.result`` as sent."""
+        job_id, lease_id = request.job_id, request.lease_id
+        if request.status == CompletionStatus.SUCCEEDED:
+            event = Event.SUCCEED
+        else:
+            event = Event.RETRY if request.retry else Event.FAIL
+        error = None if event is Event.SUCCEED else (request.error or "failed")
+        run_at = None
+        if event is Event.RETRY:
+            run_at = self._clock() + await self._backoff(job_id)
+        now = self._clock()
+        outcome = Outcome(*TRANSITIONS[event], result=result, error=error, run_at=run_at)
+        done = await self.store.finish(job_id, lease_id, outcome, now)
+        job = done.job
         if job is None:
             raise JobNotFound(f"no job has jobId {job_id!r}")
-        if changed or job.state == wanted:
+        if done.finish in (Finish.APPLIED, Finish.ALREADY_APPLIED):
             return job
+        if done.finish is Finish.LEASE_LOST and lease_id is not None:
+            raise _lease_lost(job_id, lease_id)
+        if job.state.value == request.status.value:
+            return job  # without a lease: the same final status again, a retried call
         if job.state == JobState.SUBMITTED:
             raise JobConflict(
                 f"job {job_id!r} is submitted and was never handed out by /jobs/next; "
                 "only a running job can be completed"
             )
         raise JobConflict(f"job {job_id!r} already finished as {job.state.value}; it stays so")
+
+    async def _backoff(self, job_id: str) -> timedelta:
+        # Exponential in the attempts made, with jitter so that jobs failing together do not
+        # come back together.
+        job = await self.store.get(job_id)
+        attempts = job.attempts if job is not None else 1
+        seconds = self.rules.retry_backoff * 2.0 ** max(attempts - 1, 0)
+        return timedelta(seconds=min(seconds, MAX_BACKOFF) * random.uniform(0.5, 1.0))
+
+    async def expire(self) -> int:
+        """Take back every job whose lease has ended: how many."""
+        outcome = Outcome(*TRANSITIONS[Event.EXPIRE], error=Event.EXPIRE.value)
+        return await self.store.expire(self._clock(), outcome)
+
+    async def run(self, interval: float = EXPIRY_INTERVAL) -> None:
+        """The server's background duty, until cancelled: take back expired leases, and let
+        waiting workers look for jobs that fell due or that another process added."""
+        while True:
+            try:
+                await self.expire()
+            except SimpleQueueError as exc:
+                logger.warning("could not take back expired leases: %s", exc.detail)
+            self._waiters.wake()
+            await asyncio.sleep(interval)
+
+    async def close(self) -> None:
+        await self._waiters.close()
 
     async def get(self, job_id: str) -> StoredJob:
         job = await self.store.get(job_id)

@@ -7,6 +7,7 @@ SQLite-only guarantees (WAL, schema version, durability setting, cheap counts) f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import sqlite3
@@ -19,8 +20,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from simplequeue.models import JobState, StoredJob
+from simplequeue.models import ClaimedJob, JobState, StoredJob
 from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store, UnknownCursor
+from simplequeue.store import sqlite as sqlite_store
+from simplequeue.store.base import Finish, Finished, Outcome
 from simplequeue.store.sqlite import SCHEMA_VERSION, Q, SchemaTooNew
 
 pytestmark = pytest.mark.anyio
@@ -38,6 +41,28 @@ def new(job_id: str, n: int = 0, description: str | None = None, data: Any = Non
 
 def text(data: Any) -> bytes:
     return msgspec.json.encode(data)
+
+
+LEASE = 60
+
+
+async def claim(store: Store, now: datetime) -> ClaimedJob | None:
+    """The next job, claimed under a `LEASE`-second lease, or None."""
+    jobs = await store.claim(now, lease_seconds=LEASE)
+    assert len(jobs) <= 1
+    return jobs[0] if jobs else None
+
+
+async def finish(store: Store, job_id: str, state: JobState, now: datetime) -> Finished:
+    """End the running attempt (whatever its lease) as ``state``, final."""
+    return await store.finish(job_id, None, Outcome(state, state), now)
+
+
+def as_stored(job: ClaimedJob) -> StoredJob:
+    """The job as every read shows it: without the lease only its worker holds."""
+    fields = msgspec.structs.asdict(job)
+    del fields["lease_id"]
+    return StoredJob(**fields)
 
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
@@ -75,6 +100,10 @@ async def test_submit_inserts_a_new_job_as_submitted(store: Store) -> None:
         started_at=None,
         finished_at=None,
         attempts=0,
+        max_attempts=3,
+        lease_expires_at=None,
+        result=None,
+        errors=[],
     )
     stored = await store.get("j1")
     assert stored == job
@@ -102,14 +131,14 @@ async def test_submit_of_a_known_id_inserts_nothing_and_returns_the_stored_job(
 async def test_resubmitting_a_running_or_finished_job_does_not_requeue_it(store: Store) -> None:
     await store.submit(new("j1", 0))
     await store.submit(new("j2", 1))
-    await store.next(at(2))
-    await store.complete("j1", JobState.SUCCEEDED, at(3))
-    await store.next(at(4))
+    await claim(store, at(2))
+    await finish(store, "j1", JobState.SUCCEEDED, at(3))
+    await claim(store, at(4))
     for job_id in ("j1", "j2"):
         job, created = await store.submit(new(job_id, 9))
         assert created is False
         assert job.state != JobState.SUBMITTED
-    assert await store.next(at(10)) is None
+    assert await claim(store, at(10)) is None
 
 
 async def test_optional_fields_are_stored_as_null(store: Store) -> None:
@@ -123,7 +152,7 @@ async def test_optional_fields_are_stored_as_null(store: Store) -> None:
 
 
 async def test_next_is_none_when_nothing_is_submitted(store: Store) -> None:
-    assert await store.next(at(0)) is None
+    assert await claim(store, at(0)) is None
 
 
 async def test_next_claims_in_submission_order_not_id_order(store: Store) -> None:
@@ -131,14 +160,14 @@ async def test_next_claims_in_submission_order_not_id_order(store: Store) -> Non
     for n, job_id in enumerate(order):
         await store.submit(new(job_id, n))
     claimed = []
-    while (job := await store.next(at(100))) is not None:
+    while (job := await claim(store, at(100))) is not None:
         claimed.append(job.job_id)
     assert claimed == order
 
 
 async def test_next_marks_the_job_running_with_start_time_and_one_attempt(store: Store) -> None:
     await store.submit(new("j1", 0, "d", {"k": "v"}))
-    job = await store.next(at(7))
+    job = await claim(store, at(7))
     assert job is not None
     assert (job.job_id, job.state, job.started_at, job.attempts) == (
         "j1",
@@ -152,8 +181,10 @@ async def test_next_marks_the_job_running_with_start_time_and_one_attempt(store:
         T0,
         None,
     )
-    assert await store.get("j1") == job
-    assert await store.next(at(8)) is None
+    assert job.lease_expires_at == at(7 + LEASE)
+    assert len(job.lease_id) >= 16  # unguessable: 18 random bytes
+    assert await store.get("j1") == as_stored(job)
+    assert await claim(store, at(8)) is None
 
 
 # -- complete -------------------------------------------------------------------------------
@@ -162,9 +193,10 @@ async def test_next_marks_the_job_running_with_start_time_and_one_attempt(store:
 @pytest.mark.parametrize("state", [JobState.SUCCEEDED, JobState.FAILED])
 async def test_complete_finishes_a_running_job(store: Store, state: JobState) -> None:
     await store.submit(new("j1", 0))
-    running = await store.next(at(1))
-    job, changed = await store.complete("j1", state, at(2))
-    assert changed is True
+    running = await claim(store, at(1))
+    done = await finish(store, "j1", state, at(2))
+    assert done.finish is Finish.APPLIED
+    job = done.job
     assert job is not None
     assert running is not None
     assert job.state == state
@@ -175,26 +207,24 @@ async def test_complete_finishes_a_running_job(store: Store, state: JobState) ->
 
 async def test_complete_leaves_a_submitted_job_alone(store: Store) -> None:
     submitted, _ = await store.submit(new("j1", 0))
-    job, changed = await store.complete("j1", JobState.SUCCEEDED, at(1))
-    assert changed is False
-    assert job == submitted
+    assert await finish(store, "j1", JobState.SUCCEEDED, at(1)) == Finished(
+        Finish.NOT_RUNNING, submitted
+    )
     assert await store.get("j1") == submitted
-    assert (await store.next(at(2))) is not None  # still in the queue
+    assert (await claim(store, at(2))) is not None  # still in the queue
 
 
 @pytest.mark.parametrize("second", [JobState.SUCCEEDED, JobState.FAILED])
 async def test_complete_never_changes_a_finished_job(store: Store, second: JobState) -> None:
     await store.submit(new("j1", 0))
-    await store.next(at(1))
-    finished, _ = await store.complete("j1", JobState.SUCCEEDED, at(2))
-    job, changed = await store.complete("j1", second, at(3))
-    assert changed is False
-    assert job == finished
+    await claim(store, at(1))
+    finished = (await finish(store, "j1", JobState.SUCCEEDED, at(2))).job
+    assert await finish(store, "j1", second, at(3)) == Finished(Finish.NOT_RUNNING, finished)
     assert await store.get("j1") == finished
 
 
 async def test_complete_of_an_unknown_job_is_none(store: Store) -> None:
-    assert await store.complete("nope", JobState.FAILED, at(0)) == (None, False)
+    assert await finish(store, "nope", JobState.FAILED, at(0)) == Finished(Finish.UNKNOWN, None)
     assert (await store.stats()).total == 0
 
 
@@ -212,9 +242,9 @@ async def seed_mixed(store: Store) -> None:
     for n in range(6):
         await store.submit(new(f"j{n}", n))
     for _ in range(3):
-        await store.next(at(10))
-    await store.complete("j0", JobState.SUCCEEDED, at(11))
-    await store.complete("j1", JobState.FAILED, at(11))
+        await claim(store, at(10))
+    await finish(store, "j0", JobState.SUCCEEDED, at(11))
+    await finish(store, "j1", JobState.FAILED, at(11))
 
 
 async def test_list_jobs_in_submission_order(store: Store) -> None:
@@ -303,11 +333,11 @@ async def random_operations(store: Store, seed: int, count: int = 400) -> None:
             _, created = await store.submit(new(job_id, step))
             submitted += created
         elif roll < 0.75:
-            await store.next(at(step))
+            await claim(store, at(step))
         else:
             job_id = f"r{rng.randrange(submitted + 1)}"
             state = rng.choice([JobState.SUCCEEDED, JobState.FAILED])
-            await store.complete(job_id, state, at(step))
+            await finish(store, job_id, state, at(step))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -358,8 +388,8 @@ async def test_sqlite_reopening_a_file_keeps_its_jobs_and_order(db_path: Path) -
     store = await opened(db_path)
     for n, job_id in enumerate(["b", "a", "c"]):
         await store.submit(new(job_id, n, f"job {job_id}", {"n": n}))
-    await store.next(at(5))
-    await store.complete("b", JobState.FAILED, at(6))
+    await claim(store, at(5))
+    await finish(store, "b", JobState.FAILED, at(6))
     before = await all_jobs(store)
     await store.close()
 
@@ -367,7 +397,7 @@ async def test_sqlite_reopening_a_file_keeps_its_jobs_and_order(db_path: Path) -
     try:
         assert await all_jobs(store) == before
         assert (await store.stats()).failed == 1
-        claimed = await store.next(at(7))
+        claimed = await claim(store, at(7))
         assert claimed is not None
         assert claimed.job_id == "a"
         # Reopening does not run the schema again (it would fail on the existing tables).
@@ -469,7 +499,7 @@ async def claim_until_empty(store: Store) -> list[tuple[str, JobState, int]]:
     """Claim until the queue is empty; each claim as (job id, state, attempts)."""
     claimed: list[tuple[str, JobState, int]] = []
     for _ in range(SHARED_JOBS + 1):  # bounded: one more round than there are jobs
-        job = await store.next(at(1_000))
+        job = await claim(store, at(1_000))
         if job is None:
             return claimed
         claimed.append((job.job_id, job.state, job.attempts))
@@ -493,6 +523,225 @@ async def test_two_stores_on_one_storage_hand_each_job_out_exactly_once(
     assert sorted(handed_out) == job_ids  # none lost
     assert {(state, attempts) for _, state, attempts in claimed} == {(JobState.RUNNING, 1)}
     for store in (first, second):  # both see the same, final state
-        assert await store.next(at(2_000)) is None
+        assert await claim(store, at(2_000)) is None
         stats = await store.stats()
         assert (stats.submitted, stats.running, stats.total) == (0, SHARED_JOBS, SHARED_JOBS)
+
+
+# -- leases, retries and results (CONTRACT §7) ------------------------------------------------
+
+SUCCEED = Outcome(JobState.SUCCEEDED, JobState.SUCCEEDED, result=b'{"ok": 1e-400}')
+RETRY = Outcome(JobState.SUBMITTED, JobState.FAILED, error="boom", run_at=at(100))
+EXPIRE = Outcome(JobState.SUBMITTED, JobState.FAILED, error="lease expired")
+
+
+async def claimed(store: Store, job_id: str, now: float = 1, max_attempts: int = 3) -> ClaimedJob:
+    await store.submit(NewJob(job_id, None, None, at(0), max_attempts))
+    job = await claim(store, at(now))
+    assert job is not None
+    assert job.job_id == job_id
+    return job
+
+
+async def test_claim_hands_out_up_to_limit_each_with_its_own_lease(store: Store) -> None:
+    for n in range(5):
+        await store.submit(new(f"j{n}", n))
+    jobs = await store.claim(at(10), lease_seconds=30, limit=3)
+    assert [job.job_id for job in jobs] == ["j0", "j1", "j2"]
+    assert len({job.lease_id for job in jobs}) == 3
+    assert {job.lease_expires_at for job in jobs} == {at(40)}
+    assert await store.claim(at(10), lease_seconds=30, limit=3) != []  # j3, j4 remain
+
+
+async def test_finish_under_the_current_lease_applies_and_keeps_the_result_text(
+    store: Store,
+) -> None:
+    job = await claimed(store, "j1")
+    done = await store.finish("j1", job.lease_id, SUCCEED, at(2))
+    assert done.finish is Finish.APPLIED
+    assert done.job is not None
+    assert (done.job.state, done.job.finished_at, done.job.lease_expires_at) == (
+        JobState.SUCCEEDED,
+        at(2),
+        None,
+    )
+    assert done.job.result == msgspec.Raw(b'{"ok": 1e-400}')
+    # The same lease again: a repeat, nothing changes; another lease: lost.
+    assert await store.finish("j1", job.lease_id, SUCCEED, at(3)) == Finished(
+        Finish.ALREADY_APPLIED, done.job
+    )
+    assert await store.finish("j1", "not-the-lease", SUCCEED, at(3)) == Finished(
+        Finish.LEASE_LOST, done.job
+    )
+    assert await store.get("j1") == done.job
+
+
+async def test_a_stale_lease_changes_nothing(store: Store) -> None:
+    job = await claimed(store, "j1")
+    before = await store.get("j1")
+    for call in (
+        store.finish("j1", "stale", SUCCEED, at(2)),
+        store.heartbeat("j1", "stale", at(2), None),
+    ):
+        assert await call == Finished(Finish.LEASE_LOST, before)
+    assert await store.get("j1") == before == as_stored(job)
+
+
+async def test_heartbeat_renews_the_lease_for_its_own_length_or_the_one_asked(
+    store: Store,
+) -> None:
+    job = await claimed(store, "j1")
+    renewed = await store.heartbeat("j1", job.lease_id, at(30), None)
+    assert renewed.finish is Finish.APPLIED
+    assert isinstance(renewed.job, ClaimedJob)
+    assert (renewed.job.lease_id, renewed.job.lease_expires_at) == (job.lease_id, at(30 + LEASE))
+    longer = await store.heartbeat("j1", job.lease_id, at(40), 600)
+    assert longer.job is not None
+    assert longer.job.lease_expires_at == at(640)
+    # The asked length becomes the lease's own: the next plain heartbeat keeps it.
+    again = await store.heartbeat("j1", job.lease_id, at(50), None)
+    assert again.job is not None
+    assert again.job.lease_expires_at == at(650)
+    assert await store.heartbeat("nope", "x", at(1), None) == Finished(Finish.UNKNOWN, None)
+
+
+async def test_retry_requeues_at_its_place_due_later_with_the_error(store: Store) -> None:
+    job = await claimed(store, "j1")
+    await store.submit(new("j2", 5))
+    done = await store.finish("j1", job.lease_id, RETRY, at(2))
+    assert done.job is not None
+    assert (done.job.state, done.job.finished_at, done.job.attempts) == (
+        JobState.SUBMITTED,
+        None,
+        1,
+    )
+    assert [(e.attempt, e.at, e.error) for e in done.job.errors] == [(1, at(2), "boom")]
+    assert await store.next_due() == at(5)  # j2 is due; j1 only at 100
+    second = await claim(store, at(50))
+    assert second is not None
+    assert second.job_id == "j2"  # j1 is not due before 100
+    third = await claim(store, at(100))
+    assert third is not None
+    assert (third.job_id, third.attempts) == ("j1", 2)  # due, and first in submission order
+
+
+async def test_retry_with_no_attempts_left_fails_for_good(store: Store) -> None:
+    job = await claimed(store, "j1", max_attempts=1)
+    done = await store.finish("j1", job.lease_id, RETRY, at(2))
+    assert done.job is not None
+    assert (done.job.state, done.job.finished_at) == (JobState.FAILED, at(2))
+    assert await claim(store, at(200)) is None
+
+
+async def test_expire_takes_back_ended_leases_only(store: Store) -> None:
+    old = await claimed(store, "old", now=0)
+    young = await claimed(store, "young", now=30)
+    assert await store.expire(at(LEASE - 1), EXPIRE) == 0
+    assert await store.expire(at(LEASE), EXPIRE) == 1
+    back = await store.get("old")
+    assert back is not None
+    assert (back.state, back.lease_expires_at) == (JobState.SUBMITTED, None)
+    assert [e.error for e in back.errors] == ["lease expired"]
+    # The late worker's lease is lost for good, even once the job runs again.
+    assert (await store.finish("old", old.lease_id, SUCCEED, at(LEASE + 1))).finish is (
+        Finish.LEASE_LOST
+    )
+    again = await claim(store, at(LEASE + 2))
+    assert again is not None
+    assert (again.job_id, again.attempts) == ("old", 2)
+    assert (await store.finish("old", old.lease_id, SUCCEED, at(LEASE + 3))).finish is (
+        Finish.LEASE_LOST
+    )
+    still = await store.get("young")
+    assert still is not None
+    assert still == as_stored(young)
+
+
+async def test_expire_with_no_attempts_left_fails_the_job(store: Store) -> None:
+    await claimed(store, "j1", now=0, max_attempts=1)
+    assert await store.expire(at(LEASE), EXPIRE) == 1
+    job = await store.get("j1")
+    assert job is not None
+    assert (job.state, job.finished_at) == (JobState.FAILED, at(LEASE))
+
+
+async def test_release_undoes_a_claim(store: Store) -> None:
+    job = await claimed(store, "j1")
+    await store.submit(new("j2", 5))
+    await store.release("j1", "not-the-lease")  # someone else's: nothing happens
+    assert (await store.get("j1")) == as_stored(job)
+    await store.release("j1", job.lease_id)
+    back = await store.get("j1")
+    assert back is not None
+    assert (back.state, back.attempts, back.started_at, back.errors) == (
+        JobState.SUBMITTED,
+        0,
+        None,
+        [],
+    )
+    first = await claim(store, at(3))
+    assert first is not None
+    assert first.job_id == "j1"  # at its place, before j2
+
+
+async def test_only_the_last_errors_are_kept(store: Store) -> None:
+    await store.submit(NewJob("j1", None, None, at(0), 30))
+    for attempt in range(1, 26):
+        job = await claim(store, at(attempt * 1000))
+        assert job is not None
+        failing = Outcome(JobState.SUBMITTED, JobState.FAILED, error=f"e{attempt}")
+        await store.finish("j1", job.lease_id, failing, at(attempt * 1000))
+    stored = await store.get("j1")
+    assert stored is not None
+    assert [e.attempt for e in stored.errors] == list(range(6, 26))
+
+
+async def test_sqlite_migrates_a_version_1_file_and_keeps_its_jobs(tmp_path: Path) -> None:
+    """A file as the first release wrote it (schema version 1), with a job in every state."""
+    db = tmp_path / "v1.db"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        for statement in sqlite_store._statements(Q["migrate_1"]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 1")
+        rows = [
+            ("s", '{"n": 1}', "submitted", None, None, 0),
+            ("r", None, "running", "2026-01-01T00:00:01.000000Z", None, 1),
+            ("ok", None, "succeeded", "2026-01-01T00:00:01.000000Z", "2026-01-01T00:00:02Z", 1),
+        ]
+        for job_id, data, state, started, finished, attempts in rows:
+            conn.execute(
+                "INSERT INTO jobs (job_id, data, state, created_at, started_at, finished_at, "
+                "attempts) VALUES (?, ?, ?, '2026-01-01T00:00:00.000000Z', ?, ?, ?)",
+                (job_id, data, state, started, finished, attempts),
+            )
+        conn.commit()
+    store = await opened(db)
+    try:
+        assert pragma(db, "user_version") == SCHEMA_VERSION
+        assert [(j.job_id, j.state) for j in await all_jobs(store)] == [
+            ("s", JobState.SUBMITTED),
+            ("r", JobState.RUNNING),
+            ("ok", JobState.SUCCEEDED),
+        ]
+        running = await store.get("r")
+        assert running is not None
+        # Left running by a server without leases: it gets one from the upgrade on.
+        assert running.lease_expires_at is not None
+        assert (running.max_attempts, running.errors, running.result) == (3, [], None)
+        first = await claim(store, datetime.now(UTC))
+        assert first is not None
+        assert (first.job_id, first.data) == ("s", msgspec.Raw(b'{"n": 1}'))
+        assert (await store.stats()).total == 3
+    finally:
+        await store.close()
+
+
+async def test_a_job_finished_without_its_lease_refuses_that_lease(store: Store) -> None:
+    job = await claimed(store, "j1")
+    failed = Outcome(JobState.FAILED, JobState.FAILED, error="by hand")
+    done = await store.finish("j1", None, failed, at(2))
+    assert done.finish is Finish.APPLIED
+    # The worker that held the lease did not finish it: its outcome is refused, not "repeated".
+    assert await store.finish("j1", job.lease_id, SUCCEED, at(3)) == Finished(
+        Finish.LEASE_LOST, done.job
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,7 @@ from litestar.plugins.problem_details import ProblemDetailsConfig, ProblemDetail
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from simplequeue import __version__
-from simplequeue.queue import Queue
+from simplequeue.queue import Queue, Rules
 from simplequeue.server.dashboard import DASHBOARD_ROUTES
 from simplequeue.server.guard import allowed_hosts, guard
 from simplequeue.server.problems import (
@@ -93,11 +94,21 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             settings.db, synchronous=settings.synchronous, timeout=settings.store_timeout
         )
         await opened.open()
-        app.state.queue = Queue(opened)
+        rules = Rules(
+            max_attempts=settings.max_attempts,
+            lease_seconds=settings.lease_seconds,
+            retry_backoff=settings.retry_backoff,
+        )
+        queue = app.state.queue = Queue(opened, rules=rules)
         app.state.settings = settings
+        # Expired leases come back without anyone asking: the server looks twice a second.
+        duty = asyncio.create_task(queue.run(), name="simplequeue-expiry")
         try:
             yield
         finally:
+            duty.cancel()
+            await asyncio.gather(duty, return_exceptions=True)
+            await queue.close()
             await opened.close()
 
     app = Litestar(

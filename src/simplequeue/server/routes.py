@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes, urlencode
@@ -18,8 +20,12 @@ from simplequeue import jsontext
 from simplequeue.errors import InvalidRequest
 from simplequeue.models import (
     MAX_JOB_ID_LENGTH,
+    MAX_LEASE_SECONDS,
+    MAX_WAIT_SECONDS,
+    ClaimedJob,
     CompleteRequest,
     Health,
+    HeartbeatRequest,
     JobState,
     Order,
     Problem,
@@ -78,10 +84,11 @@ def _with_body(model: type[Any]) -> type[Operation]:
     return WithBody
 
 
-class _DataText(msgspec.Struct):
-    """The one field of a submit body whose text is kept as sent (see simplequeue.jsontext)."""
+class _Texts(msgspec.Struct):
+    """The fields of a body whose text is kept as sent (see simplequeue.jsontext)."""
 
     data: msgspec.Raw = msgspec.Raw(b"null")
+    result: msgspec.Raw = msgspec.Raw(b"null")
 
 
 async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
@@ -91,7 +98,8 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
     body = await request.body()
     max_depth: int = request.app.state.settings.max_json_depth
     too_deep = InvalidRequest(
-        f"the request body nests too deeply: `data` may nest at most {max_depth} levels"
+        f"the request body nests too deeply: `data` and `result` may nest at most {max_depth} "
+        "levels"
     )
     try:
         decoded = msgspec.json.decode(body, type=model)
@@ -101,7 +109,7 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise too_deep from None
-    # The body is one object around `data`: one level more than `data` itself.
+    # The body is one object around `data` (or `result`): one level more than they are.
     if jsontext.deeper_than(body, max_depth + 1):
         raise too_deep
     try:
@@ -114,9 +122,29 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
     return decoded
 
 
-async def _data_text(request: Request[Any, Any, Any]) -> bytes | None:
-    text = bytes(msgspec.json.decode(await request.body(), type=_DataText).data)
+async def _text(request: Request[Any, Any, Any], field: str) -> bytes | None:
+    """The JSON text of the body's ``field`` as sent, or ``None`` when it is absent or null."""
+    texts = msgspec.json.decode(await request.body(), type=_Texts)
+    text = bytes(getattr(texts, field))
     return None if text == b"null" else text
+
+
+async def _unless_gone(request: Request[Any, Any, Any], work: Awaitable[T]) -> T | None:
+    """``work``'s result, or ``None`` if the client disconnects first (``work`` is cancelled)."""
+    task = asyncio.ensure_future(work)
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    gone = asyncio.ensure_future(disconnected())
+    await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        gone.cancel()
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return None
 
 
 def _problems(*codes: int) -> dict[int, ResponseSpec]:
@@ -148,7 +176,7 @@ async def submit(
     request: Request[Any, Any, Any], queue: NamedDependency[Queue]
 ) -> Response[StoredJob]:
     body = await _decode(request, SubmitRequest)
-    submitted = await queue.submit(body, await _data_text(request))
+    submitted = await queue.submit(body, await _text(request, "data"))
     if submitted.created:
         return Response(
             submitted.job,
@@ -161,25 +189,61 @@ async def submit(
 @get(
     NEXT_PATH,
     summary="Take the next job",
-    description="The oldest submitted job, now running; 204 when the queue is empty.",
+    description="The oldest due submitted job, now running under a lease whose `leaseId` only "
+    "this answer carries; 204 when there is none (after `wait` seconds, if given).",
     responses={
-        204: ResponseSpec(data_container=None, description="The queue is empty"),
-        **_problems(403, 503),
+        204: ResponseSpec(data_container=None, description="No job, within `wait`"),
+        **_problems(400, 403, 503),
     },
     tags=["jobs"],
 )
-async def next_job(queue: NamedDependency[Queue]) -> Response[StoredJob | None]:
-    job = await queue.next()
-    if job is None:
+async def next_job(
+    request: Request[Any, Any, Any],
+    queue: NamedDependency[Queue],
+    lease: Annotated[
+        int | None,
+        QueryParameter(
+            ge=1, le=MAX_LEASE_SECONDS, description="Seconds the lease lasts (server default)."
+        ),
+    ] = None,
+    wait: Annotated[
+        float,
+        QueryParameter(
+            ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for a job (long-poll)."
+        ),
+    ] = 0,
+) -> Response[ClaimedJob | None]:
+    claim = queue.next(lease_seconds=lease, wait=wait)
+    # A caller that goes away while it waits is given no job (its claim is undone).
+    jobs = await (_unless_gone(request, claim) if wait > 0 else claim)
+    if not jobs:
         return Response(None, status_code=HTTP_204_NO_CONTENT)
-    return Response(job)
+    return Response(jobs[0])
+
+
+@post(
+    "/jobs/heartbeat",
+    summary="Renew a lease",
+    description="The job stays with the worker holding `leaseId` for `leaseSeconds` more "
+    "(default: the lease's own length); 409 `lease lost` when that lease is no longer current.",
+    status_code=HTTP_200_OK,
+    responses=_problems(400, 403, 404, 409, 413, 415, 503),
+    operation_class=_with_body(HeartbeatRequest),
+    tags=["jobs"],
+)
+async def heartbeat(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> ClaimedJob:
+    body = await _decode(request, HeartbeatRequest)
+    lease = None if body.lease_seconds is None else int(body.lease_seconds)
+    return await queue.heartbeat(body.job_id, body.lease_id, lease)
 
 
 @post(
     "/jobs/complete",
     summary="Complete a running job",
-    description="Marks a running job succeeded or failed. Repeating the same completion is "
-    "answered 200 with the job unchanged; any other transition is 409.",
+    description="Ends a running job's attempt: `succeeded` (with its `result`), or `failed` "
+    "(with its `error`; with `retry`, back in the queue after a backoff while attempts remain). "
+    "With `leaseId`, only while that lease is current (else 409 `lease lost`). Repeating an "
+    "applied completion is answered 200 with the job as it is; any other transition is 409.",
     status_code=HTTP_200_OK,
     responses=_problems(400, 403, 404, 409, 413, 415, 503),
     operation_class=_with_body(CompleteRequest),
@@ -187,7 +251,7 @@ async def next_job(queue: NamedDependency[Queue]) -> Response[StoredJob | None]:
 )
 async def complete(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> StoredJob:
     body = await _decode(request, CompleteRequest)
-    return await queue.complete(body.job_id, body.status)
+    return await queue.complete(body, await _text(request, "result"))
 
 
 def _path_job_id(request: Request[Any, Any, Any]) -> str:
@@ -305,7 +369,7 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-ROUTES = [submit, next_job, complete, get_job, list_jobs, stats, health]
+ROUTES = [submit, next_job, heartbeat, complete, get_job, list_jobs, stats, health]
 
 BODY_PATHS = frozenset(
     path for route in ROUTES if "POST" in route.http_methods for path in route.paths

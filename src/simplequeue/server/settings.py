@@ -6,15 +6,27 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simplequeue.jsontext import MAX_DEPTH
+from simplequeue.models import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_ATTEMPTS,
+    MAX_LEASE_SECONDS,
+)
+from simplequeue.queue import RETRY_BACKOFF
 from simplequeue.store.sqlite import STORE_TIMEOUT, Synchronous
 
 __all__ = [
     "BACKLOG",
     "BODY_TIMEOUT",
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_ATTEMPTS",
     "HEADER_TIMEOUT",
+    "MAX_ATTEMPTS",
     "MAX_CONNECTIONS",
     "MAX_DEPTH",
+    "MAX_LEASE_SECONDS",
     "MIB",
+    "RETRY_BACKOFF",
     "STORE_TIMEOUT",
     "LogLevel",
     "Settings",
@@ -47,6 +59,12 @@ class Settings:
     """Requests with a larger body are refused with 413."""
     max_json_depth: int = MAX_DEPTH
     """``data`` nested deeper than this is refused with 400, before anything is stored."""
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    """A job's ``maxAttempts`` when its submit names none."""
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
+    """A lease's length when ``/jobs/next`` names none."""
+    retry_backoff: float = RETRY_BACKOFF
+    """Seconds before a failed job's first retry (``retry: true``); doubling, with jitter."""
     store_timeout: float = STORE_TIMEOUT
     """Seconds a request may wait for the store (a lock held by another process, or its turn)
     before it is answered 503 with nothing changed. Keep it below the clients' read timeout

@@ -1,20 +1,37 @@
 """The storage boundary: what the queue needs from a backend, and nothing about how it is done.
 
-Each method is one atomic step in the backend's own transaction, so that the queue's rules hold
-under any number of concurrent callers and server processes. The queue decides what the answer
-means (201 or 200 or 409 ...); the store only guarantees the step is atomic and durable before it
-returns.
+Two sides, as pgqueuer splits its ports: `WorkStore` is the path jobs take (submit, claim,
+heartbeat, finish, expiry), each method one atomic step in the backend's own transaction, safe
+under any number of concurrent callers and server processes; `ReadStore` is what people look at
+(get, list, stats), which never waits for a writer. `Store` is both, with a life cycle.
+
+The store guarantees atomicity and durability (a step that returned is committed). What a step
+means is the queue's: `simplequeue.queue` holds the one table of transitions and hands the
+store the states to move to; the store answers with an explicit `Finish`, never a flag the
+caller must interpret.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from simplequeue.models import JobState, Stats, StoredJob
+from simplequeue.models import ClaimedJob, JobState, Stats, StoredJob
 
-__all__ = ["NewJob", "Store", "StoreUnusable", "UnknownCursor"]
+__all__ = [
+    "Finish",
+    "Finished",
+    "NewJob",
+    "Outcome",
+    "ReadStore",
+    "Store",
+    "StoreUnusable",
+    "UnknownCursor",
+    "WorkStore",
+]
 
 
 class StoreUnusable(RuntimeError):
@@ -26,51 +43,89 @@ class UnknownCursor(LookupError):
     """``list_jobs(after=...)`` or ``before=...`` named a job id that does not exist."""
 
 
+@dataclass(frozen=True, slots=True)
 class NewJob:
     """What a submit stores: the client's fields and the time it arrived. ``data`` is the JSON
     text of an object, exactly as the client sent it (or ``None``)."""
 
-    __slots__ = ("created_at", "data", "description", "job_id")
-
-    def __init__(
-        self,
-        job_id: str,
-        description: str | None,
-        data: bytes | None,
-        created_at: datetime,
-    ) -> None:
-        self.job_id = job_id
-        self.description = description
-        self.data = data
-        self.created_at = created_at
+    job_id: str
+    description: str | None
+    data: bytes | None
+    created_at: datetime
+    max_attempts: int = 3
 
 
-class Store(Protocol):
-    async def open(self) -> None:
-        """Connect, and create or migrate the schema. Called once before any other method."""
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ends, as the queue's transition table decides it: the job moves to
+    ``then`` while it has attempts left (``attempts < max_attempts``), else to ``otherwise``.
+    ``error`` is recorded as the attempt's error; ``run_at`` is when a job sent back to
+    ``submitted`` is due again."""
 
-    async def close(self) -> None: ...
+    then: JobState
+    otherwise: JobState
+    result: bytes | None = None
+    error: str | None = None
+    run_at: datetime | None = None
 
+
+class Finish(enum.Enum):
+    """What a `WorkStore.finish` or `heartbeat` did."""
+
+    APPLIED = "applied"
+    """The job was running under that lease (or any, when none was named): done."""
+    ALREADY_APPLIED = "already applied"
+    """The same lease already finished it: a repeated call; nothing changed."""
+    LEASE_LOST = "lease lost"
+    """The lease named is not the job's current one: it expired, or the job was finished."""
+    NOT_RUNNING = "not running"
+    """No lease was named, and the job is not running (submitted, or finished)."""
+    UNKNOWN = "unknown"
+    """No job has that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    finish: Finish
+    job: StoredJob | None
+    """The job as it is now (``None`` only for `Finish.UNKNOWN`)."""
+
+
+class WorkStore(Protocol):
     async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
-        """Insert the job unless its id exists. Returns the stored job and whether it was new.
+        """Insert the job unless its id exists. Returns the stored job and whether it was new."""
 
-        Durable before it returns: a job this returned survives a crash of the server.
-        """
+    async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
+        """Hand out up to ``limit`` due ``submitted`` jobs, oldest first: each becomes
+        ``running`` at ``now`` with one more attempt and a new, unguessable lease ending
+        ``lease_seconds`` from ``now``. Each job is claimed by exactly one caller."""
 
-    async def next(self, now: datetime) -> StoredJob | None:
-        """Claim the oldest ``submitted`` job: make it ``running`` at ``now``, one more attempt.
+    async def heartbeat(
+        self, job_id: str, lease_id: str, now: datetime, lease_seconds: int | None
+    ) -> Finished:
+        """Renew the lease, for ``lease_seconds`` from ``now`` (default: its own length), if it is
+        the job's current one (`Finish.APPLIED`), else `Finish.LEASE_LOST` or `UNKNOWN`."""
 
-        Each job is claimed by exactly one caller. ``None`` when nothing is submitted.
-        """
+    async def finish(
+        self, job_id: str, lease_id: str | None, outcome: Outcome, now: datetime
+    ) -> Finished:
+        """End the running attempt as ``outcome`` says. With ``lease_id``: only while it is the
+        job's current lease; a repeat by the lease that finished it is `ALREADY_APPLIED`. Without:
+        whatever attempt is running; a job not running is `NOT_RUNNING`."""
 
-    async def complete(
-        self, job_id: str, state: JobState, now: datetime
-    ) -> tuple[StoredJob | None, bool]:
-        """Finish the job with ``state`` if, and only if, it is ``running``.
+    async def release(self, job_id: str, lease_id: str) -> None:
+        """Undo a claim whose caller went away before it got the answer: the job is
+        ``submitted`` again, at its place, as if it had never been handed out."""
 
-        Returns the job as it now is (``None`` if unknown) and whether this call changed it.
-        """
+    async def expire(self, now: datetime, outcome: Outcome) -> int:
+        """End every running attempt whose lease ended at or before ``now`` as ``outcome``
+        says. Returns how many; cheap when there are none."""
 
+    async def next_due(self) -> datetime | None:
+        """When the next ``submitted`` job falls due, if any (for long-polls to sleep until)."""
+
+
+class ReadStore(Protocol):
     async def get(self, job_id: str) -> StoredJob | None: ...
 
     async def list_jobs(
@@ -90,3 +145,10 @@ class Store(Protocol):
 
     async def stats(self) -> Stats:
         """The count of jobs per state, without scanning the jobs."""
+
+
+class Store(WorkStore, ReadStore, Protocol):
+    async def open(self) -> None:
+        """Connect, and create or migrate the schema. Called once before any other method."""
+
+    async def close(self) -> None: ...

@@ -24,19 +24,29 @@ machine itself loses power.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
 from simplequeue.errors import Unavailable
-from simplequeue.models import STORE_TIMEOUT, JobState, Stats, StoredJob
-from simplequeue.store.base import NewJob, StoreUnusable, UnknownCursor
+from simplequeue.models import (
+    DEFAULT_LEASE_SECONDS,
+    MAX_ERRORS_KEPT,
+    STORE_TIMEOUT,
+    AttemptError,
+    ClaimedJob,
+    JobState,
+    Stats,
+    StoredJob,
+)
+from simplequeue.store.base import Finish, Finished, NewJob, Outcome, StoreUnusable, UnknownCursor
 from simplequeue.store.sql import load_queries
 
 __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchronous"]
@@ -44,9 +54,11 @@ __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchro
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 READERS = 2
 """Reading connections, each on its own thread, beside the one writer."""
+EXPIRE_BATCH = 500
+"""Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
 Q = load_queries("sqlite.sql")
 Row = tuple[Any, ...]
 
@@ -69,19 +81,39 @@ def _datetime(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
+def _raw(text: str | None) -> msgspec.Raw | None:
+    # JSON text as the client sent it, passed through untouched (simplequeue.jsontext).
+    return None if text is None else msgspec.Raw(text.encode())
+
+
+_errors = msgspec.json.Decoder(list[AttemptError])
+
+
+def _fields(row: Row) -> dict[str, Any]:
+    (job_id, description, data, state, created_at, started_at, finished_at, attempts) = row[:8]
+    max_attempts, lease_expires_at, result, errors = row[8:12]
+    return {
+        "job_id": job_id,
+        "description": description,
+        "data": _raw(data),
+        "state": JobState(state),
+        "created_at": datetime.fromisoformat(created_at),
+        "started_at": _datetime(started_at),
+        "finished_at": _datetime(finished_at),
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+        "lease_expires_at": _datetime(lease_expires_at),
+        "result": _raw(result),
+        "errors": _errors.decode(errors),
+    }
+
+
 def _job(row: Row) -> StoredJob:
-    job_id, description, data, state, created_at, started_at, finished_at, attempts = row
-    return StoredJob(
-        job_id=job_id,
-        description=description,
-        # The text as the client sent it, passed through untouched (simplequeue.jsontext).
-        data=None if data is None else msgspec.Raw(data.encode()),
-        state=JobState(state),
-        created_at=datetime.fromisoformat(created_at),
-        started_at=_datetime(started_at),
-        finished_at=_datetime(finished_at),
-        attempts=attempts,
-    )
+    return StoredJob(**_fields(row))
+
+
+def _claimed(row: Row) -> ClaimedJob:
+    return ClaimedJob(**_fields(row), lease_id=row[12])
 
 
 _MAX_SEQ = 2**63 - 1
@@ -296,10 +328,16 @@ class SqliteStore:
                     f"{self.path} has schema version {version}; this simplequeue knows only up "
                     f"to {SCHEMA_VERSION}: upgrade simplequeue"
                 )
-            if version == 0:
-                for statement in _statements(Q["schema"]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            now = datetime.now(UTC)
+            params = {
+                "lease_seconds": DEFAULT_LEASE_SECONDS,
+                "lease_expires_at": _timestamp(now + timedelta(seconds=DEFAULT_LEASE_SECONDS)),
+            }
+            # Each step takes the file one version up, in order, in this one transaction.
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _statements(Q[f"migrate_{step}"]):
+                    conn.execute(statement, params if ":" in statement else ())
+                conn.execute(f"PRAGMA user_version = {step}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -328,6 +366,7 @@ class SqliteStore:
             "description": job.description,
             "data": None if job.data is None else job.data.decode(),
             "created_at": _timestamp(job.created_at),
+            "max_attempts": job.max_attempts,
         }
 
         def insert_or_read(conn: sqlite3.Connection) -> tuple[StoredJob, bool]:
@@ -337,25 +376,124 @@ class SqliteStore:
 
         return await self._write(insert_or_read)
 
-    async def next(self, now: datetime) -> StoredJob | None:
-        def claim(conn: sqlite3.Connection) -> StoredJob | None:
-            row = conn.execute(Q["next"], {"now": _timestamp(now)}).fetchone()
-            return None if row is None else _job(row)
+    async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
+        at = _timestamp(now)
+        until = _timestamp(now + timedelta(seconds=lease_seconds))
 
+        def claim(conn: sqlite3.Connection) -> list[ClaimedJob]:
+            due = conn.execute(Q["due"], {"now": at, "limit": limit}).fetchall()
+            claimed = []
+            for (seq,) in due:
+                params = {
+                    "seq": seq,
+                    "now": at,
+                    "until": until,
+                    "lease_seconds": lease_seconds,
+                    "lease_id": secrets.token_urlsafe(18),
+                }
+                claimed.append(_claimed(conn.execute(Q["claim"], params).fetchone()))
+            return claimed
+
+        if not await self._read(
+            lambda conn: bool(conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone())
+        ):
+            return []  # an empty queue is answered without taking the write lock
         return await self._write(claim)
 
-    async def complete(
-        self, job_id: str, state: JobState, now: datetime
-    ) -> tuple[StoredJob | None, bool]:
-        params = {"job_id": job_id, "state": state.value, "now": _timestamp(now)}
+    async def heartbeat(
+        self, job_id: str, lease_id: str, now: datetime, lease_seconds: int | None
+    ) -> Finished:
+        def renew(conn: sqlite3.Connection) -> Finished:
+            row = conn.execute(Q["attempt"], {"job_id": job_id}).fetchone()
+            if row is None:
+                return Finished(Finish.UNKNOWN, None)
+            seq, state, _, _, current, length, _ = row
+            if state != JobState.RUNNING or current != lease_id:
+                return Finished(
+                    Finish.LEASE_LOST, _job(conn.execute(Q["get"], {"job_id": job_id}).fetchone())
+                )
+            length = lease_seconds or length
+            params = {
+                "seq": seq,
+                "until": _timestamp(now + timedelta(seconds=length)),
+                "lease_seconds": length,
+            }
+            return Finished(Finish.APPLIED, _claimed(conn.execute(Q["renew"], params).fetchone()))
 
-        def finish_or_read(conn: sqlite3.Connection) -> tuple[StoredJob | None, bool]:
-            if row := conn.execute(Q["complete"], params).fetchone():
-                return _job(row), True
-            row = conn.execute(Q["get"], params).fetchone()
-            return (None if row is None else _job(row)), False
+        return await self._write(renew)
 
-        return await self._write(finish_or_read)
+    async def finish(
+        self, job_id: str, lease_id: str | None, outcome: Outcome, now: datetime
+    ) -> Finished:
+        def finish(conn: sqlite3.Connection) -> Finished:
+            return self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True)
+
+        return await self._write(finish)
+
+    @staticmethod
+    def _finish(
+        conn: sqlite3.Connection,
+        job_id: str,
+        lease_id: str | None,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        keep_lease: bool,
+    ) -> Finished:
+        row = conn.execute(Q["attempt"], {"job_id": job_id}).fetchone()
+        if row is None:
+            return Finished(Finish.UNKNOWN, None)
+        seq, state, attempts, max_attempts, current, _, errors = row
+        if state != JobState.RUNNING or (lease_id is not None and current != lease_id):
+            job = _job(conn.execute(Q["get"], {"job_id": job_id}).fetchone())
+            if lease_id is None:
+                return Finished(Finish.NOT_RUNNING, job)
+            repeated = state != JobState.RUNNING and current == lease_id
+            return Finished(Finish.ALREADY_APPLIED if repeated else Finish.LEASE_LOST, job)
+        new_state = outcome.then if attempts < max_attempts else outcome.otherwise
+        if outcome.error is not None:
+            entry = {"attempt": attempts, "at": _timestamp(now), "error": outcome.error}
+            kept = msgspec.json.decode(errors)[-(MAX_ERRORS_KEPT - 1) :]
+            errors = msgspec.json.encode([*kept, entry]).decode()
+        requeued = new_state == JobState.SUBMITTED
+        params = {
+            "seq": seq,
+            "state": new_state.value,
+            "finished_at": None if requeued else _timestamp(now),
+            "run_at": _timestamp(outcome.run_at) if requeued and outcome.run_at else None,
+            "result": None if outcome.result is None else outcome.result.decode(),
+            "errors": errors,
+            "lease_id": lease_id if keep_lease else None,
+        }
+        return Finished(Finish.APPLIED, _job(conn.execute(Q["finish"], params).fetchone()))
+
+    async def release(self, job_id: str, lease_id: str) -> None:
+        await self._write(
+            lambda conn: conn.execute(Q["release"], {"job_id": job_id, "lease_id": lease_id})
+        )
+
+    async def expire(self, now: datetime, outcome: Outcome) -> int:
+        at = _timestamp(now)
+        params = {"now": at, "limit": EXPIRE_BATCH}
+
+        def expire(conn: sqlite3.Connection) -> int:
+            expired = conn.execute(Q["expired"], params).fetchall()
+            for job_id, lease_id in expired:
+                self._finish(conn, job_id, lease_id, outcome, now, keep_lease=False)
+            return len(expired)
+
+        # Most calls find nothing: look on a reader first, and take the lock only for work.
+        if not await self._read(
+            lambda conn: conn.execute(Q["expired"], {"now": at, "limit": 1}).fetchone()
+        ):
+            return 0
+        return await self._write(expire)
+
+    async def next_due(self) -> datetime | None:
+        def read(conn: sqlite3.Connection) -> datetime | None:
+            return _datetime(conn.execute(Q["next_due"]).fetchone()[0])
+
+        return await self._read(read)
 
     async def get(self, job_id: str) -> StoredJob | None:
         def read(conn: sqlite3.Connection) -> StoredJob | None:

@@ -1,7 +1,9 @@
 -- The SQLite store's schema and queries. Each block is one statement, named for its use.
 -- Timestamps are RFC 3339 UTC text; `seq` is the submission order (FIFO).
 
--- name: schema
+-- Migrations: `migrate_N` takes a version N-1 file to version N; a new file runs them all.
+
+-- name: migrate_1
 CREATE TABLE jobs (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     job_id       TEXT NOT NULL UNIQUE,
@@ -30,48 +32,106 @@ WHEN OLD.state <> NEW.state BEGIN
     UPDATE job_counts SET n = n + 1 WHERE state = NEW.state;
 END;
 
+-- name: migrate_2
+-- Leases, retries and results (issue 8). A job a version-1 server left running has no lease:
+-- it gets one from the upgrade on, so that it comes back if its worker is gone.
+ALTER TABLE jobs ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 3;
+ALTER TABLE jobs ADD COLUMN run_at TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET run_at = created_at;
+ALTER TABLE jobs ADD COLUMN lease_id TEXT;
+ALTER TABLE jobs ADD COLUMN lease_seconds INTEGER;
+ALTER TABLE jobs ADD COLUMN lease_expires_at TEXT;
+ALTER TABLE jobs ADD COLUMN result TEXT;
+ALTER TABLE jobs ADD COLUMN errors TEXT NOT NULL DEFAULT '[]';
+UPDATE jobs SET lease_seconds = :lease_seconds, lease_expires_at = :lease_expires_at
+WHERE state = 'running';
+-- The leases to take back, soonest first; and when the next waiting job falls due.
+CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
+CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'submitted';
+
 -- name: submit
-INSERT INTO jobs (job_id, description, data, state, created_at)
-VALUES (:job_id, :description, :data, 'submitted', :created_at)
+INSERT INTO jobs (job_id, description, data, state, created_at, max_attempts, run_at)
+VALUES (:job_id, :description, :data, 'submitted', :created_at, :max_attempts, :created_at)
 ON CONFLICT (job_id) DO NOTHING
-RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts;
+RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors;
 
--- name: next
-UPDATE jobs
-SET state = 'running', started_at = :now, attempts = attempts + 1
-WHERE seq = (SELECT seq FROM jobs WHERE state = 'submitted' ORDER BY seq LIMIT 1)
-RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts;
+-- The oldest due jobs: a job taken back after its lease keeps its place (its seq).
+-- name: due
+SELECT seq FROM jobs WHERE state = 'submitted' AND run_at <= :now ORDER BY seq LIMIT :limit;
 
--- name: complete
+-- name: claim
 UPDATE jobs
-SET state = :state, finished_at = :now
-WHERE job_id = :job_id AND state = 'running'
-RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts;
+SET state = 'running', started_at = :now, attempts = attempts + 1,
+    lease_id = :lease_id, lease_seconds = :lease_seconds, lease_expires_at = :until
+WHERE seq = :seq AND state = 'submitted'
+RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors, lease_id;
+
+-- name: attempt
+SELECT seq, state, attempts, max_attempts, lease_id, lease_seconds, errors
+FROM jobs WHERE job_id = :job_id;
+
+-- name: renew
+UPDATE jobs SET lease_expires_at = :until, lease_seconds = :lease_seconds
+WHERE seq = :seq AND state = 'running'
+RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors, lease_id;
+
+-- One attempt ends: :lease_id is what stays on the row (the finishing lease, so that its
+-- repeats are recognised; NULL after a finish without a lease or an expiry, so that the late
+-- worker's completion is refused).
+-- name: finish
+UPDATE jobs
+SET state = :state, finished_at = :finished_at, run_at = coalesce(:run_at, run_at),
+    result = :result, errors = :errors, lease_id = :lease_id, lease_expires_at = NULL
+WHERE seq = :seq AND state = 'running'
+RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors;
+
+-- name: expired
+SELECT job_id, lease_id FROM jobs
+WHERE state = 'running' AND lease_expires_at <= :now
+ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: release
+UPDATE jobs
+SET state = 'submitted', attempts = attempts - 1, lease_id = NULL, lease_expires_at = NULL,
+    started_at = CASE WHEN attempts = 1 THEN NULL ELSE started_at END
+WHERE job_id = :job_id AND lease_id = :lease_id AND state = 'running';
+
+-- name: next_due
+SELECT min(run_at) FROM jobs WHERE state = 'submitted';
 
 -- name: get
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs WHERE job_id = :job_id;
 
 -- name: seq_of
 SELECT seq FROM jobs WHERE job_id = :job_id;
 
 -- name: list_all
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs WHERE seq > :after_seq AND seq < :before_seq ORDER BY seq LIMIT :limit;
 
 -- name: list_all_desc
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs WHERE seq > :after_seq AND seq < :before_seq ORDER BY seq DESC LIMIT :limit;
 
 -- name: list_in_states
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs
 WHERE seq > :after_seq AND seq < :before_seq
   AND state IN (SELECT value FROM json_each(:states))
 ORDER BY seq LIMIT :limit;
 
 -- name: list_in_states_desc
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs
 WHERE seq > :after_seq AND seq < :before_seq
   AND state IN (SELECT value FROM json_each(:states))
@@ -80,7 +140,8 @@ ORDER BY seq DESC LIMIT :limit;
 -- A prefix is a range of the job_id index: [:prefix, :prefix_end). The unary `+` keeps SQLite
 -- from walking seq instead: a search finds a few jobs among many. :states is NULL for all.
 -- name: list_prefix
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs
 WHERE job_id >= :prefix AND job_id < :prefix_end
   AND +seq > :after_seq AND +seq < :before_seq
@@ -88,7 +149,8 @@ WHERE job_id >= :prefix AND job_id < :prefix_end
 ORDER BY seq LIMIT :limit;
 
 -- name: list_prefix_desc
-SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors
 FROM jobs
 WHERE job_id >= :prefix AND job_id < :prefix_end
   AND +seq > :after_seq AND +seq < :before_seq

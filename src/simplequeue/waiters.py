@@ -1,0 +1,112 @@
+"""Long-poll: workers waiting in ``GET /jobs/next?wait=S`` for a job, served in arrival order.
+
+A waiter is a future in a FIFO line. Whenever jobs may have become available (a submit, a job
+taken back, a retry falling due, or the server's periodic check for jobs added by another
+process sharing the store), `Waiters.wake` runs one dispatcher that claims for the first waiter,
+hands it its jobs, and goes on down the line until a claim comes back empty. So a job goes to the
+worker that has waited longest, and nothing polls the store in a loop.
+
+A waiter that goes away (its time is up, or its client disconnected) leaves the line. If jobs
+were claimed for it at that very moment, a timed-out waiter still gets them (its caller is
+there); a cancelled one's are released, back to the queue at their place: a caller that
+disconnected is given no job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from simplequeue.errors import SimpleQueueError
+from simplequeue.models import ClaimedJob
+
+__all__ = ["Waiters"]
+
+logger = logging.getLogger("simplequeue.queue")
+
+Claim = Callable[[int, int], Awaitable[list[ClaimedJob]]]
+"""``claim(lease_seconds, count)``: up to ``count`` jobs, each under a lease that long."""
+Release = Callable[[ClaimedJob], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class _Waiter:
+    lease_seconds: int
+    count: int
+    jobs: asyncio.Future[list[ClaimedJob]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class Waiters:
+    def __init__(self, claim: Claim, release: Release) -> None:
+        self._claim = claim
+        self._release = release
+        self._line: deque[_Waiter] = deque()
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._again = False
+
+    def __len__(self) -> int:
+        return len(self._line)
+
+    async def wait(self, lease_seconds: int, count: int, timeout: float) -> list[ClaimedJob]:
+        """Jobs claimed for this caller as soon as there are some, or ``[]`` after ``timeout``."""
+        waiter = _Waiter(lease_seconds, count)
+        self._line.append(waiter)
+        self.wake()  # jobs may have arrived since the caller's own claim found none
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(waiter.jobs)
+        except TimeoutError:
+            return self._leave(waiter)
+        except asyncio.CancelledError:
+            for job in self._leave(waiter):
+                await self._release(job)
+            raise
+
+    def _leave(self, waiter: _Waiter) -> list[ClaimedJob]:
+        """Take ``waiter`` out of the line; the jobs handed to it in the meantime, if any."""
+        if waiter in self._line:
+            self._line.remove(waiter)
+        if waiter.jobs.done():
+            return waiter.jobs.result()
+        waiter.jobs.cancel()
+        return []
+
+    def wake(self) -> None:
+        """Jobs may be available: serve the line (once more, if a dispatch is under way)."""
+        if not self._line:
+            return
+        self._again = True
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        while self._again:
+            self._again = False
+            while self._line:
+                waiter = self._line[0]
+                if waiter.jobs.done():  # gone (timed out or cancelled)
+                    self._line.popleft()
+                    continue
+                try:
+                    claimed = await self._claim(waiter.lease_seconds, waiter.count)
+                except SimpleQueueError as exc:  # a busy store: the next wake tries again
+                    logger.warning("long-poll: could not claim for a waiter: %s", exc.detail)
+                    return
+                if not claimed:
+                    break
+                if waiter.jobs.done():  # it left while we claimed: the jobs go back
+                    for job in claimed:
+                        await self._release(job)
+                    continue
+                self._line.popleft()
+                waiter.jobs.set_result(claimed)
+
+    async def close(self) -> None:
+        if self._dispatcher is not None:
+            self._dispatcher.cancel()
+            await asyncio.gather(self._dispatcher, return_exceptions=True)
