@@ -10,7 +10,7 @@ import msgspec
 
 import simplequeue
 from simplequeue import errors
-from simplequeue.models import Job, StoredJob
+from simplequeue.models import ClaimedJob, Job, StoredJob
 
 PUBLIC = {
     "Client",
@@ -24,10 +24,12 @@ PUBLIC = {
     "InvalidRequest",
     "JobNotFound",
     "JobConflict",
+    "LeaseLost",
     "PayloadTooLarge",
     "ServerError",
     "Unavailable",
     "ConnectionFailed",
+    "Discard",
 }
 
 
@@ -60,4 +62,6 @@ def test_the_server_answers_jobs_in_the_shape_the_sdk_reads() -> None:
     def wire(model: type[msgspec.Struct]) -> list[str]:
         return [field.encode_name for field in msgspec.structs.fields(model)]
 
-    assert wire(StoredJob) == wire(Job)
+    assert wire(ClaimedJob) == wire(Job)
+    # Every answer but a claim's and a heartbeat's leaves the lease out (CONTRACT §7).
+    assert wire(StoredJob) == [name for name in wire(Job) if name != "leaseId"]

@@ -7,12 +7,13 @@ with Client("http://127.0.0.1:8000") as queue:
     job = queue.next()
 """
 
-from simplequeue.client import AsyncClient, Client
+from simplequeue.client import AsyncClient, Client, Discard
 from simplequeue.errors import (
     ConnectionFailed,
     InvalidRequest,
     JobConflict,
     JobNotFound,
+    LeaseLost,
     PayloadTooLarge,
     RequestError,
     ServerError,
@@ -28,11 +29,13 @@ __all__ = [
     "Client",
     "CompletionStatus",
     "ConnectionFailed",
+    "Discard",
     "InvalidRequest",
     "Job",
     "JobConflict",
     "JobNotFound",
     "JobState",
+    "LeaseLost",
     "PayloadTooLarge",
     "RequestError",
     "ServerError",

@@ -5,6 +5,7 @@
      │    ├── InvalidRequest      400: a missing, malformed or forbidden field or query value
      │    ├── JobNotFound         404: no job has that id
      │    ├── JobConflict         409: the job exists with other content, or is in another state
+     │    │    └── LeaseLost      409 "lease lost": that lease is no longer the job's current one
      │    └── PayloadTooLarge     413: the body is over the server's limit
      ├── ServerError              the server failed (HTTP 5xx), or answered something unreadable
      │    └── Unavailable         503: the store is busy or full; nothing changed, try again
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidRequest",
     "JobConflict",
     "JobNotFound",
+    "LeaseLost",
     "PayloadTooLarge",
     "RequestError",
     "ServerError",
@@ -64,6 +66,17 @@ class JobNotFound(RequestError):
 class JobConflict(RequestError):
     status_code = 409
     title = "Conflict"
+
+
+class LeaseLost(JobConflict):
+    """The lease named is no longer the job's current one: it expired and the job was taken
+    back, or the job finished or was cancelled. Nothing changed; the holder of that lease must
+    stop working on the job, whose outcome is no longer its to record. The SDK raises it for a
+    409 whose detail says "lease lost" (`LEASE_LOST`)."""
+
+
+LEASE_LOST = "lease lost"
+"""The words that open the detail of every 409 that `LeaseLost` stands for."""
 
 
 class PayloadTooLarge(RequestError):

@@ -23,6 +23,10 @@ def job_json(job_id: str = "job-1", state: str = "submitted", **fields: Any) -> 
         "startedAt": None,
         "finishedAt": None,
         "attempts": 0,
+        "maxAttempts": 3,
+        "leaseExpiresAt": None,
+        "result": None,
+        "errors": [],
         **fields,
     }
 

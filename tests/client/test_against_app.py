@@ -15,6 +15,7 @@ from simplequeue import (
     JobConflict,
     JobNotFound,
     JobState,
+    LeaseLost,
     PayloadTooLarge,
 )
 from simplequeue.server import Settings, create_app
@@ -211,3 +212,46 @@ async def test_the_async_client_does_the_same(aclient: AsyncClient) -> None:
 def test_ids_made_of_dots_are_fetched_as_themselves(client: Client, job_id: str) -> None:
     client.submit(job_id, description=f"the job {job_id!r}")
     assert client.get(job_id).description == f"the job {job_id!r}"
+
+
+def test_a_lease_is_renewed_fences_the_completion_and_then_is_lost(client: Client) -> None:
+    client.submit("leased", max_attempts=5)
+    taken = client.next(lease=60)
+    assert taken is not None
+    assert (taken.max_attempts, taken.lease_id is not None) == (5, True)
+    assert taken.lease_expires_at is not None
+    assert client.get("leased").lease_id is None  # only the worker's answers carry it
+
+    renewed = client.heartbeat("leased", str(taken.lease_id), lease_seconds=600)
+    assert renewed.lease_id == taken.lease_id
+    assert renewed.lease_expires_at is not None
+    assert renewed.lease_expires_at > taken.lease_expires_at
+
+    lease = str(taken.lease_id)
+    done = client.complete("leased", "succeeded", lease_id=lease, result={"pages": [1, 2]})
+    assert (done.state, done.result, done.lease_id) == (JobState.SUCCEEDED, {"pages": [1, 2]}, None)
+    assert client.complete("leased", "succeeded", lease_id=lease, result={"pages": [1, 2]}) == done
+    with pytest.raises(LeaseLost, match="lease lost"):
+        client.heartbeat("leased", lease)
+    with pytest.raises(LeaseLost):
+        client.complete("leased", "succeeded", lease_id="not-the-lease")
+
+
+def test_a_retried_failure_goes_back_to_the_queue_with_its_error(client: Client) -> None:
+    client.submit("flaky", max_attempts=2)
+    first = client.next()
+    assert first is not None
+    again = client.complete(
+        "flaky", "failed", lease_id=first.lease_id, error="timed out", retry=True
+    )
+    assert again.state is JobState.SUBMITTED
+    assert [(e.attempt, e.error) for e in again.errors] == [(1, "timed out")]
+
+
+def test_a_long_poll_on_an_empty_queue_ends_with_none(client: Client) -> None:
+    assert client.next(wait=0.1) is None
+
+
+def test_an_invalid_lease_is_refused(client: Client) -> None:
+    with pytest.raises(InvalidRequest, match="lease"):
+        client.next(lease=0)

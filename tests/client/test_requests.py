@@ -387,18 +387,19 @@ def test_answers_that_would_not_change_are_not_retried(
 @pytest.mark.parametrize(
     "failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("lost"), httpx.Response(503)]
 )
-def test_next_is_never_retried(
+def test_next_is_retried_since_a_lost_claim_comes_back_when_its_lease_ends(
     api: respx.MockRouter, sdk: Twin, failure: httpx.Response | Exception
 ) -> None:
-    route = api.get("/jobs/next")
-    if isinstance(failure, httpx.Response):
-        route.mock(return_value=failure)
-    else:
-        route.mock(side_effect=failure)
-    with pytest.raises(SimpleQueueError):
-        sdk.next()
-    assert route.call_count == 1
-    assert sdk.delays == []
+    route = api.get("/jobs/next").mock(
+        side_effect=[failure, httpx.Response(200, json=job_json("j", "running", leaseId="L"))]
+    )
+    job = sdk.next(wait=3, lease=60)
+    assert job is not None
+    assert job.lease_id == "L"
+    assert route.call_count == 2
+    assert len(sdk.delays) == 1
+    # The same claim both times: the same long-poll and the same lease.
+    assert {call.request.url.query for call in route.calls} == {b"wait=3&lease=60"}
 
 
 @pytest.mark.parametrize(

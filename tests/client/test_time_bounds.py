@@ -83,12 +83,11 @@ def test_a_retry_after_past_the_deadline_ends_the_call_with_the_servers_answer(
     assert sdk.delays == []
 
 
-def test_next_is_not_retried_even_when_told_when(api: respx.MockRouter, sdk: Twin) -> None:
-    route = api.get("/jobs/next").mock(return_value=busy("1"))
-    with pytest.raises(ServerError):
-        sdk.next()
-    assert route.call_count == 1
-    assert sdk.delays == []
+def test_next_is_retried_after_the_time_a_503_asks_for(api: respx.MockRouter, sdk: Twin) -> None:
+    route = api.get("/jobs/next").mock(side_effect=[busy("1"), httpx.Response(204)])
+    assert sdk.next() is None
+    assert route.call_count == 2
+    assert sdk.delays == [1.0]
 
 
 # -- the deadline ---------------------------------------------------------------------------------
@@ -138,9 +137,22 @@ def test_next_waits_for_its_claim_past_a_short_deadline(
     sdk = make_sdk(deadline=2.0, timeout=1.0)
     seen: list[tuple[float, httpx.Timeout]] = []
     api.get("/jobs/next").mock(side_effect=hung(sdk, seen))
-    with pytest.raises(ConnectionFailed, match="did not answer in time"):
+    with pytest.raises(ConnectionFailed, match="did not answer within 2 s"):
         sdk.next()
-    assert [timeout.read for _, timeout in seen] == [CLAIM_WAIT]
+    assert [timeout.read for _, timeout in seen] == [CLAIM_WAIT]  # no retry: past the deadline
+
+
+def test_a_long_poll_is_awaited_for_its_wait_and_the_claim_on_top(
+    api: respx.MockRouter, make_sdk: Callable[..., Twin]
+) -> None:
+    sdk = make_sdk(deadline=60.0, timeout=5.0, retries=1)
+    seen: list[tuple[float, httpx.Timeout]] = []
+    api.get("/jobs/next").mock(side_effect=hung(sdk, seen))
+    with pytest.raises(ConnectionFailed):
+        sdk.next(wait=30)
+    # Both attempts wait for the whole long-poll, and then as long as a claim may take.
+    assert [timeout.read for _, timeout in seen] == [30 + CLAIM_WAIT] * 2
+    assert all(timeout.connect == 5.0 for _, timeout in seen)
 
 
 def test_retries_that_run_out_before_the_deadline_say_what_failed(

@@ -16,10 +16,14 @@ from typing import Any, Generic, TypeVar, get_args
 import httpx
 import msgspec
 
+from simplequeue.client.worker import Outcome
 from simplequeue.errors import (
+    LEASE_LOST,
     REQUEST_ERROR_FOR_STATUS,
     ConnectionFailed,
     InvalidRequest,
+    JobConflict,
+    LeaseLost,
     RequestError,
     ServerError,
     Unavailable,
@@ -29,6 +33,7 @@ from simplequeue.models import (
     CompleteRequest,
     CompletionStatus,
     Health,
+    HeartbeatRequest,
     Job,
     JobState,
     Order,
@@ -80,6 +85,9 @@ class Call(Generic[T]):
     params: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     idempotent: bool = True
+    least_read: float = 0.0
+    """The least each attempt waits for its answer once sent, whatever the timeout or deadline
+    (a claim's: see `CLAIM_WAIT`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +127,80 @@ class BaseClient:
     # -- the calls, one per endpoint ------------------------------------------------------------
 
     def _submit_call(
-        self, job_id: str, description: str | None, data: dict[str, Any] | None
+        self,
+        job_id: str,
+        description: str | None,
+        data: dict[str, Any] | None,
+        max_attempts: int | None,
     ) -> Call[Job]:
-        body = _encode(lambda: SubmitRequest(job_id=job_id, description=description, data=data))
+        body = _encode(
+            lambda: SubmitRequest(
+                job_id=job_id, description=description, data=data, max_attempts=max_attempts
+            ),
+            # Left out when not given, so that the server's default applies (and a server from
+            # before maxAttempts, which refuses unknown fields, still takes the submit).
+            omit_if_none=("maxAttempts",),
+        )
         return Call("POST", "/jobs/submit", _reader(_job), body=body)
 
-    def _next_call(self) -> Call[Job | None]:
-        # Not idempotent: if the answer is lost after the server handed the job out, sending the
-        # request again would hand out a second job while the first stays `running` forever
-        # (until leases exist, nothing would bring it back). The caller decides what to do.
-        return Call("GET", "/jobs/next", _read_next, idempotent=False)
+    def _next_call(self, wait: float | None, lease: int | None) -> Call[Job | None]:
+        # Safe to send again: if an answer is lost after the server handed a job out, that job
+        # is held under a lease nobody knows, and comes back when the lease ends. But once sent,
+        # the answer is awaited for as long as the server may take to make the claim, and the
+        # long-poll's wait on top: giving up sooner would leave the claimed job idle until then.
+        params = [(key, _seconds(value)) for key, value in (("wait", wait), ("lease", lease))]
+        return Call(
+            "GET",
+            "/jobs/next",
+            _read_next,
+            params=tuple((key, value) for key, value in params if value is not None),
+            least_read=CLAIM_WAIT + (wait or 0.0),
+        )
 
-    def _complete_call(self, job_id: str, status: CompletionStatus | str) -> Call[Job]:
-        # Completing again with the same status is answered 200 unchanged, so retrying is safe.
-        body = _encode(lambda: CompleteRequest(job_id=job_id, status=_status(status)))
-        return Call("POST", "/jobs/complete", _reader(_job), body=body)
+    def _heartbeat_call(self, job_id: str, lease_id: str, lease_seconds: int | None) -> Call[Job]:
+        # Renewing a lease twice is renewing it: safe to send again.
+        body = _encode(
+            lambda: HeartbeatRequest(job_id=job_id, lease_id=lease_id, lease_seconds=lease_seconds),
+            omit_if_none=("leaseSeconds",),
+        )
+        return Call("POST", "/jobs/heartbeat", _reader(_job), body=body)
+
+    def _complete_call(
+        self,
+        job_id: str,
+        status: CompletionStatus | str,
+        lease_id: str | None,
+        result: Any,
+        error: str | None,
+        retry: bool,
+    ) -> Call[Job]:
+        body = _encode(
+            lambda: CompleteRequest(
+                job_id=job_id,
+                status=_status(status),
+                lease_id=lease_id,
+                result=result,
+                error=error,
+                retry=retry,
+            )
+        )
+        # The same completion again is answered 200 unchanged: with a lease, by that lease; without
+        # one, when it left the job finished with that status. A retry without a lease leaves the
+        # job queued instead, and a repeat could end the attempt that comes after it: not resent.
+        idempotent = lease_id is not None or not retry
+        return Call("POST", "/jobs/complete", _reader(_job), body=body, idempotent=idempotent)
+
+    def _renew_call(self, job: Job) -> Call[Job]:
+        """How a worker renews the lease it holds on ``job``, for the lease's own length."""
+        if job.lease_id is None:
+            raise ValueError(f"job {job.job_id!r} was handed out without a lease")
+        return self._heartbeat_call(job.job_id, job.lease_id, None)
+
+    def _finish_call(self, job: Job, outcome: Outcome) -> Call[Job]:
+        """How a worker completes ``job``, held under its lease, with ``outcome``."""
+        return self._complete_call(
+            job.job_id, outcome.status, job.lease_id, outcome.result, outcome.error, outcome.retry
+        )
 
     def _get_call(self, job_id: str) -> Call[Job]:
         return Call("GET", job_path(job_id), _reader(_job))
@@ -268,10 +335,9 @@ class Attempts(Generic[T]):
             left = max(self._ends - self._clock(), 0.0)
             self._cut = {name for name, wait in waits.items() if wait is None or wait > left}
             waits = {name: _at_most(wait, left) for name, wait in waits.items()}
-        if not self._call.idempotent and waits["read"] is not None:
-            # Once a claim is sent, its answer is awaited for as long as the server may take to
-            # make it (CLAIM_WAIT), even past the deadline: giving up sooner could strand a job.
-            waits["read"] = max(waits["read"], CLAIM_WAIT)
+        if self._call.least_read and waits["read"] is not None:
+            # Even past the deadline: see `Call.least_read`.
+            waits["read"] = max(waits["read"], self._call.least_read)
             self._cut.discard("read")
         return httpx.Timeout(**waits)
 
@@ -308,12 +374,27 @@ def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
     return chosen.rstrip("/")
 
 
-def _encode(build: Callable[[], msgspec.Struct]) -> bytes:
-    # The request models refuse a reserved job id when built; that is the API's 400, found early.
+def _encode(build: Callable[[], msgspec.Struct], omit_if_none: tuple[str, ...] = ()) -> bytes:
+    # The request models refuse a reserved job id, or a field that goes with the other status,
+    # when built; that is the API's 400, found early. So is a value JSON cannot carry.
     try:
-        return msgspec.json.encode(build())
-    except (ValueError, TypeError) as exc:
+        request = build()
+        if not omit_if_none:
+            return msgspec.json.encode(request)
+        fields = msgspec.to_builtins(request)
+        for name in omit_if_none:
+            if fields.get(name) is None:
+                fields.pop(name, None)
+        return msgspec.json.encode(fields)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequest(str(exc)) from None
+
+
+def _seconds(value: float | None) -> str | None:
+    # Whole seconds as integers ("5", not "5.0"); a fraction as it is.
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _status(status: CompletionStatus | str) -> CompletionStatus:
@@ -354,6 +435,8 @@ def _error(response: httpx.Response) -> RequestError | ServerError:
     except (msgspec.DecodeError, msgspec.ValidationError):
         # Not one of ours (a proxy's HTML page, say): say what came back.
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if status == JobConflict.status_code and LEASE_LOST in detail.lower():
+        return LeaseLost(detail)
     if 400 <= status < 500:
         return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
     if status == Unavailable.status_code:

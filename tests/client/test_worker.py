@@ -1,0 +1,267 @@
+"""The worker loop's decisions (`simplequeue.client.worker`), and the loop against a mocked
+server (respx, both twins) where the real app cannot misbehave: outages and refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from simplequeue import (
+    ConnectionFailed,
+    Discard,
+    InvalidRequest,
+    Job,
+    JobNotFound,
+    LeaseLost,
+    Unavailable,
+)
+from simplequeue.client.worker import (
+    MAX_OUTAGE_PAUSE,
+    MIN_HEARTBEAT,
+    Outcome,
+    WorkPlan,
+    error_text,
+    outcome_of_error,
+    outcome_of_result,
+    refused_result,
+)
+from simplequeue.models import MAX_ERROR_LENGTH, CompletionStatus, JobState
+from tests.client.conftest import Twin, job_json
+
+START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def job(lease_seconds: float | None = 30.0, lease_id: str | None = "L", job_id: str = "j") -> Job:
+    ends = None if lease_seconds is None else START + timedelta(seconds=lease_seconds)
+    return Job(
+        job_id=job_id,
+        description=None,
+        data=None,
+        state=JobState.RUNNING,
+        created_at=START,
+        started_at=START,
+        finished_at=None,
+        attempts=1,
+        max_attempts=3,
+        lease_expires_at=ends,
+        result=None,
+        errors=[],
+        lease_id=lease_id,
+    )
+
+
+# -- outcomes -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [None, 0, "", [1, "a"], {"nested": {"ok": True}}])
+def test_a_json_value_succeeds_as_the_result(value: object) -> None:
+    assert outcome_of_result(value) == Outcome(CompletionStatus.SUCCEEDED, result=value)
+
+
+@pytest.mark.parametrize("value", [object(), {1: 2j}, [threading.Event()]])
+def test_a_value_json_cannot_carry_fails_for_good(value: object) -> None:
+    outcome = outcome_of_result(value)
+    assert (outcome.status, outcome.retry, outcome.result) == (CompletionStatus.FAILED, False, None)
+    assert outcome.error is not None
+    assert outcome.error.startswith("TypeError: the handler's return value cannot be sent as JSON")
+
+
+def test_an_exception_fails_with_retry_and_discard_without(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+    assert outcome_of_error(job(), KeyError("photo")) == Outcome(
+        CompletionStatus.FAILED, error="KeyError: 'photo'", retry=True
+    )
+    assert outcome_of_error(job(), Discard("not a photo")) == Outcome(
+        CompletionStatus.FAILED, error="Discard: not a photo", retry=False
+    )
+    assert outcome_of_error(job(), Discard()).error == "Discard"
+
+
+def test_the_log_of_a_failure_shows_the_traceback_inert(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+    try:
+        raise ValueError("bad \x1b[2J data \u202e")
+    except ValueError as exc:
+        outcome_of_error(job(job_id="id\x1b]0;x\x07"), exc)
+    (record,) = caplog.records
+    text = record.getMessage()
+    assert "Traceback (most recent call last)" in text
+    assert "ValueError: bad \\x1b[2J data \\u202e" in text
+    assert "'id\\x1b]0;x\\x07' (attempt 1 of 3) failed" in text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+
+
+def test_an_error_text_is_cut_to_what_the_server_takes() -> None:
+    text = error_text(RuntimeError("x" * (2 * MAX_ERROR_LENGTH)))
+    assert len(text) == MAX_ERROR_LENGTH
+    assert text.startswith("RuntimeError: xxx")
+    assert text.endswith(" [...]")
+    short = "RuntimeError: " + "x" * (MAX_ERROR_LENGTH - len("RuntimeError: "))
+    assert error_text(RuntimeError(short[len("RuntimeError: ") :])) == short
+
+
+def test_a_refused_result_fails_the_job_and_anything_else_is_left_to_the_lease() -> None:
+    succeeded = Outcome(CompletionStatus.SUCCEEDED, result="r")
+    instead = refused_result(succeeded, InvalidRequest("`result` is nested too deeply"))
+    assert instead is not None
+    assert (instead.status, instead.retry) == (CompletionStatus.FAILED, False)
+    assert instead.error == (
+        "ValueError: the server refused the handler's result: `result` is nested too deeply"
+    )
+    failed = Outcome(CompletionStatus.FAILED, error="e", retry=True)
+    assert refused_result(failed, InvalidRequest("no")) is None
+    assert refused_result(succeeded, Unavailable("busy")) is None
+
+
+# -- the plan -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lease", "leased_for", "every"),
+    [
+        (None, 30.0, 10.0),  # the server's default, read from the job
+        (None, 300.0, 100.0),
+        (9, 30.0, 3.0),  # the lease asked for
+        (1, 1.0, MIN_HEARTBEAT),
+        (None, None, MIN_HEARTBEAT),  # no end given: beat often
+    ],
+)
+def test_heartbeats_come_at_a_third_of_the_lease(
+    lease: int | None, leased_for: float | None, every: float
+) -> None:
+    plan = WorkPlan(concurrency=1, lease=lease, wait=5)
+    assert plan.heartbeat_every(job(leased_for)) == every
+
+
+def test_a_job_without_a_lease_gets_no_heartbeat() -> None:
+    assert WorkPlan(concurrency=1, lease=None, wait=5).heartbeat_every(job(lease_id=None)) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        ({"concurrency": 0}, "concurrency"),
+        ({"lease": 0}, "lease"),
+        ({"lease": 43_201}, "lease"),
+        ({"wait": -1}, "wait"),
+        ({"wait": 61}, "wait"),
+    ],
+)
+def test_a_plan_out_of_range_is_refused(options: dict[str, Any], names: str) -> None:
+    with pytest.raises(ValueError, match=names):
+        WorkPlan(**{"concurrency": 1, "lease": None, "wait": 5, **options})
+
+
+def test_an_outage_is_waited_out_backing_off_and_a_refusal_is_raised() -> None:
+    plan = WorkPlan(concurrency=1, lease=None, wait=5)
+    pauses = [plan.pause_after(ConnectionFailed("down"), failures) for failures in range(1, 12)]
+    assert 0.25 <= pauses[0] <= 0.5
+    assert all(pause <= MAX_OUTAGE_PAUSE for pause in pauses)
+    assert pauses[-1] >= MAX_OUTAGE_PAUSE / 2
+    with pytest.raises(InvalidRequest):
+        plan.pause_after(InvalidRequest("`lease` must be at most 60"), 1)
+    assert plan.idle_pause() == 0.0
+    assert WorkPlan(concurrency=1, lease=None, wait=0).idle_pause() > 0
+
+
+# -- the loop, against a mocked server ------------------------------------------------------------
+
+
+def stopping(sdk: Twin, seen: list[Job], result: object = "done") -> tuple[Any, Any]:
+    """A handler for ``sdk``'s twin that records its job and stops the worker, and the stop."""
+    if sdk.kind == "sync":
+        stop: Any = threading.Event()
+
+        def handler(job: Job) -> object:
+            seen.append(job)
+            stop.set()
+            return result
+
+        return handler, stop
+
+    stop = asyncio.Event()
+
+    async def ahandler(job: Job) -> object:
+        seen.append(job)
+        stop.set()
+        return result
+
+    return ahandler, stop
+
+
+def test_the_loop_waits_out_an_outage_then_works(
+    api: respx.MockRouter, make_sdk: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+    sdk: Twin = make_sdk(retries=0)
+    leased = job_json("j", "running", attempts=1, leaseId="L")
+    polls = api.get("/jobs/next").mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=leased)]
+    )
+    complete = api.post("/jobs/complete").respond(200, json=job_json("j", "succeeded"))
+    seen: list[Job] = []
+    handler, stop = stopping(sdk, seen)
+
+    sdk.work(handler, stop=stop, wait=2, lease=30)
+
+    assert [job.job_id for job in seen] == ["j"]
+    assert polls.call_count == 2
+    assert {call.request.url.query for call in polls.calls} == {b"wait=2&lease=30"}
+    assert json.loads(complete.calls.last.request.content) == {
+        "jobId": "j",
+        "status": "succeeded",
+        "leaseId": "L",
+        "result": "done",
+    }
+    assert "cannot take a job" in caplog.text
+
+
+def test_the_loop_raises_a_refusal_of_next(api: respx.MockRouter, sdk: Twin) -> None:
+    api.get("/jobs/next").respond(
+        400, json={"status": 400, "title": "Bad Request", "detail": "`lease` is too long"}
+    )
+    seen: list[Job] = []
+    handler, stop = stopping(sdk, seen)
+    with pytest.raises(InvalidRequest, match="`lease` is too long"):
+        sdk.work(handler, stop=stop, concurrency=2)
+    assert seen == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 409, "title": "Conflict", "detail": "lease lost: taken back"}, LeaseLost),
+        ({"status": 404, "title": "Not Found", "detail": "no job 'j'"}, JobNotFound),
+        ({"status": 503, "title": "Unavailable", "detail": "busy"}, None),
+    ],
+)
+def test_a_completion_that_fails_leaves_the_job_to_its_lease(
+    api: respx.MockRouter,
+    make_sdk: Any,
+    caplog: pytest.LogCaptureFixture,
+    answer: dict[str, Any],
+    error: type[Exception] | None,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+    sdk: Twin = make_sdk(retries=0)
+    api.get("/jobs/next").respond(200, json=job_json("j", "running", attempts=1, leaseId="L"))
+    complete = api.post("/jobs/complete").respond(answer["status"], json=answer)
+    seen: list[Job] = []
+    handler, stop = stopping(sdk, seen)
+
+    sdk.work(handler, stop=stop)  # returns: the loop goes on, whatever the answer
+
+    assert complete.call_count == 1
+    expected = "no longer this worker's" if error else "comes back when its lease ends"
+    assert expected in caplog.text
