@@ -192,7 +192,8 @@ def test_a_url_that_is_not_http_is_a_usage_error() -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["submit", "next", "complete", "get", "list", "stats", "watch", "serve"]
+    "command",
+    ["submit", "next", "heartbeat", "complete", "get", "list", "stats", "watch", "work", "serve"],
 )
 def test_every_command_has_help_with_an_example(sq: Run, command: str) -> None:
     result = sq(command, "--help")

@@ -1,9 +1,10 @@
 """The `sq` Typer app: every client command is one SDK call and one render.
 
 Exit codes (also in docs/cli.md): 0 done; 1 the server refused the request (4xx); 2 bad usage,
-including --data that is not a JSON object; 3 `sq next` found the queue empty; 4 the server could
-not be reached or did not answer within --timeout; 5 the server failed (5xx); 6 `sq serve`
-could not start (a port in use, a database it cannot use).
+including --data that is not a JSON object, or a `sq work` command that cannot be run; 3 `sq next`
+found the queue empty; 4 the server could not be reached or did not answer within --timeout; 5 the
+server failed (5xx); 6 `sq serve` could not start (a port in use, a database it cannot use); 7 the
+lease named by `sq heartbeat` or `sq complete --lease` is lost (409 "lease lost").
 
 Every string from the server is printed through `simplequeue.inert`, so none can drive the
 terminal.
@@ -29,16 +30,26 @@ from rich.console import Console, RenderableType
 from simplequeue.cli import render
 from simplequeue.client import DEFAULT_URL, Client, Order
 from simplequeue.client.base import TIMEOUT, URL_ENV
-from simplequeue.errors import ConnectionFailed, RequestError, SimpleQueueError
+from simplequeue.errors import ConnectionFailed, LeaseLost, RequestError, SimpleQueueError
 from simplequeue.inert import inert_json, one_line
-from simplequeue.models import CompletionStatus, JobState
+from simplequeue.models import (
+    MAX_ERROR_LENGTH,
+    MAX_WAIT_SECONDS,
+    CompletionStatus,
+    JobState,
+)
 from simplequeue.server.settings import (
     BACKLOG,
     BODY_TIMEOUT,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
     HEADER_TIMEOUT,
+    MAX_ATTEMPTS,
     MAX_CONNECTIONS,
     MAX_DEPTH,
+    MAX_LEASE_SECONDS,
     MIB,
+    RETRY_BACKOFF,
     STORE_TIMEOUT,
     LogLevel,
     Synchronous,
@@ -60,6 +71,7 @@ class Exit(enum.IntEnum):
     UNREACHABLE = 4
     SERVER = 5
     CANNOT_START = 6
+    LEASE_LOST = 7
 
 
 DEADLINE = 15.0
@@ -145,6 +157,27 @@ def serve(
             f"keep it below your clients' read timeout (the SDK's is {TIMEOUT:g} s).",
         ),
     ] = STORE_TIMEOUT,
+    lease_seconds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_LEASE_SECONDS,
+            help="Seconds a worker holds a job it took, unless it asks otherwise or renews it; "
+            "then the job comes back.",
+        ),
+    ] = DEFAULT_LEASE_SECONDS,
+    max_attempts: Annotated[
+        int,
+        typer.Option(
+            min=1, max=MAX_ATTEMPTS, help="Times a job may be handed out, unless it says."
+        ),
+    ] = DEFAULT_MAX_ATTEMPTS,
+    retry_backoff: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Seconds before a failed job's first retry; doubling, with jitter."
+        ),
+    ] = RETRY_BACKOFF,
 ) -> None:
     """Run the server. Every option, limit and timeout: docs/operations.md.
 
@@ -168,6 +201,9 @@ def serve(
         body_timeout=body_timeout,
         max_json_depth=max_json_depth,
         store_timeout=store_timeout,
+        lease_seconds=lease_seconds,
+        max_attempts=max_attempts,
+        retry_backoff=retry_backoff,
     )
     try:
         run(settings)
@@ -193,11 +229,14 @@ def fail(message: str, code: Exit) -> NoReturn:
 
 
 @contextmanager
-def _client(ctx: typer.Context) -> Iterator[Client]:
-    """The SDK client for this command; SDK errors end the command with one line and a code."""
+def _client(ctx: typer.Context, *, waits: float = 0.0) -> Iterator[Client]:
+    """The SDK client for this command; SDK errors end the command with one line and a code.
+
+    ``waits``: seconds the command is meant to wait for the server (``sq next --wait``), added
+    to ``--timeout`` so that the wait asked for is not cut short by it."""
     target: Target = ctx.obj
     try:
-        client = connect(target.url, deadline=target.deadline)
+        client = connect(target.url, deadline=target.deadline + waits)
     except ValueError as exc:
         fail(f"--url: {exc}", Exit.USAGE)
     try:
@@ -205,15 +244,27 @@ def _client(ctx: typer.Context) -> Iterator[Client]:
             yield client
     except ConnectionFailed as exc:
         fail(f"{exc.detail} (is `sq serve` running? see --url, --timeout)", Exit.UNREACHABLE)
+    except LeaseLost as exc:
+        fail(exc.detail, Exit.LEASE_LOST)
     except RequestError as exc:
         fail(exc.detail, Exit.REFUSED)
     except SimpleQueueError as exc:
         fail(exc.detail, Exit.SERVER)
 
 
+def _wire(answer: object) -> Any:
+    """``answer`` as the API sent it: ``leaseId`` only where the API has one (``next`` and
+    ``heartbeat``), not as ``null`` in every job."""
+    plain = msgspec.to_builtins(answer)
+    for job in plain if isinstance(plain, list) else [plain]:
+        if isinstance(job, dict) and job.get("leaseId", "") is None:
+            del job["leaseId"]
+    return plain
+
+
 def _show(answer: object, as_json: bool, human: RenderableType) -> None:
     if as_json:
-        sys.stdout.write(inert_json(msgspec.json.encode(answer).decode()) + "\n")
+        sys.stdout.write(inert_json(msgspec.json.encode(_wire(answer)).decode()) + "\n")
     else:
         Console().print(human)
 
@@ -222,8 +273,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _read_data(value: str) -> dict[str, Any]:
-    """``--data``: inline JSON, ``@FILE`` or ``-`` for stdin; it must be a JSON object."""
+def _read_json(option: str, value: str) -> Any:
+    """A JSON option's value: inline JSON, ``@FILE`` or ``-`` for stdin."""
     source = ""
     try:
         if value == "-":
@@ -233,11 +284,16 @@ def _read_data(value: str) -> dict[str, Any]:
         else:
             text = value
     except OSError as exc:
-        fail(f"--data: cannot read {value[1:]!r}: {exc.strerror}", Exit.USAGE)
+        fail(f"{option}: cannot read {value[1:]!r}: {exc.strerror}", Exit.USAGE)
     try:
-        data = msgspec.json.decode(text)
+        return msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
-        fail(f"--data{source} is not valid JSON: {exc}", Exit.USAGE)
+        fail(f"{option}{source} is not valid JSON: {exc}", Exit.USAGE)
+
+
+def _read_data(value: str) -> dict[str, Any]:
+    """``--data``: it must be a JSON object."""
+    data = _read_json("--data", value)
     if not isinstance(data, dict):
         fail(f"--data must be a JSON object, not {type(data).__name__}", Exit.USAGE)
     return data
@@ -254,6 +310,14 @@ def submit(
         str | None,
         typer.Option(help="A JSON object: inline, @FILE, or - to read standard input."),
     ] = None,
+    max_attempts: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_ATTEMPTS,
+            help="How many times it may be handed out (default: the server's --max-attempts).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Submit a job. Submitting the same id with the same content again changes nothing.
@@ -262,21 +326,77 @@ def submit(
     """
     payload = None if data is None else _read_data(data)
     with _client(ctx) as client:
-        job = client.submit(job_id or str(uuid.uuid4()), description, payload)
+        job = client.submit(
+            job_id or str(uuid.uuid4()), description, payload, max_attempts=max_attempts
+        )
     _show(job, as_json, render.job_table(job, _now()))
 
 
-@app.command("next")
-def next_(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Take the next job (it becomes running). Exit code 3 when the queue is empty.
+LeaseOption = Annotated[
+    int | None,
+    typer.Option(
+        "--lease",
+        min=1,
+        max=MAX_LEASE_SECONDS,
+        metavar="SECONDS",
+        help="Hold each job this long unless renewed (default: the server's --lease-seconds).",
+    ),
+]
 
-    Example: job=$(sq next --json) && echo "$job" | jq -r .jobId
+
+@app.command("next")
+def next_(
+    ctx: typer.Context,
+    wait: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=MAX_WAIT_SECONDS,
+            metavar="SECONDS",
+            help="Wait up to this long for a job when the queue is empty.",
+        ),
+    ] = 0,
+    lease: LeaseOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Take the next job (it becomes running, under a lease). Exit code 3 when none came.
+
+    The job's lease id (shown, and in --json as leaseId) is what `sq heartbeat` and
+    `sq complete --lease` name.
+
+    Example: job=$(sq next --wait 30 --lease 600 --json) && echo "$job" | jq -r .leaseId
     """
-    with _client(ctx) as client:
-        job = client.next()
+    with _client(ctx, waits=wait) as client:
+        job = client.next(wait=wait or None, lease=lease)
     if job is None:
         typer.echo("sq: the queue is empty", err=True)
         raise typer.Exit(Exit.EMPTY)
+    _show(job, as_json, render.job_table(job, _now()))
+
+
+@app.command()
+def heartbeat(
+    ctx: typer.Context,
+    job_id: Annotated[str, typer.Argument(metavar="ID", help="The running job's id.")],
+    lease_id: Annotated[
+        str, typer.Option("--lease", metavar="LEASE_ID", help="The lease `sq next` gave.")
+    ],
+    lease_seconds: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_LEASE_SECONDS,
+            help="Renew for this long from now (default: the lease's own length).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Renew a running job's lease. Exit code 7 when the lease is lost: stop working on it.
+
+    Example: sq heartbeat invoice-42 --lease "$lease_id" --lease-seconds 600
+    """
+    with _client(ctx) as client:
+        job = client.heartbeat(job_id, lease_id, lease_seconds)
     _show(job, as_json, render.job_table(job, _now()))
 
 
@@ -285,14 +405,50 @@ def complete(
     ctx: typer.Context,
     job_id: Annotated[str, typer.Argument(metavar="ID", help="The running job's id.")],
     status: Annotated[CompletionStatus, typer.Argument(help="How it ended.")],
+    lease_id: Annotated[
+        str | None,
+        typer.Option(
+            "--lease",
+            metavar="LEASE_ID",
+            help="Only if this lease is still the job's (else exit code 7, nothing changes).",
+        ),
+    ] = None,
+    result: Annotated[
+        str | None,
+        typer.Option(
+            metavar="JSON",
+            help="With succeeded: any JSON value, inline, @FILE, or - for standard input.",
+        ),
+    ] = None,
+    error: Annotated[
+        str | None,
+        typer.Option(metavar="TEXT", help=f"With failed: why (at most {MAX_ERROR_LENGTH} chars)."),
+    ] = None,
+    retry: Annotated[
+        bool,
+        typer.Option(
+            "--retry", help="With failed: queue it again (after a backoff) while attempts remain."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Complete a running job as succeeded or failed.
 
-    Example: sq complete invoice-42 succeeded
+    Example: sq complete invoice-42 succeeded --lease "$lease_id" --result '{"sent": true}'
+
+    Example: sq complete invoice-42 failed --lease "$lease_id" --error "SMTP timeout" --retry
     """
+    if status is CompletionStatus.SUCCEEDED and (error is not None or retry):
+        fail("--error and --retry go with failed, not with succeeded", Exit.USAGE)
+    if status is CompletionStatus.FAILED and result is not None:
+        fail("--result goes with succeeded, not with failed", Exit.USAGE)
+    if error is not None and len(error) > MAX_ERROR_LENGTH:
+        fail(f"--error is {len(error)} characters; at most {MAX_ERROR_LENGTH}", Exit.USAGE)
+    value = None if result is None else _read_json("--result", result)
     with _client(ctx) as client:
-        job = client.complete(job_id, status)
+        job = client.complete(
+            job_id, status, lease_id=lease_id, result=value, error=error, retry=retry
+        )
     _show(job, as_json, render.job_table(job, _now()))
 
 
@@ -383,6 +539,48 @@ def watch(
             run(client, interval=interval, rows=jobs, console=Console())
     except KeyboardInterrupt:
         pass
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+def work(
+    ctx: typer.Context,
+    command: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="COMMAND",  # with its arguments, after `--`
+            help="Run once per job: the job as JSON on stdin; SQ_JOB_ID, SQ_LEASE_ID and "
+            "SQ_ATTEMPT in its environment.",
+        ),
+    ],
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="How many jobs (commands) to run at once.")
+    ] = 1,
+    lease: LeaseOption = None,
+) -> None:
+    """Be a worker: run COMMAND for each job, complete the job by how it ended.
+
+    Exit 0: succeeded, with stdout as the result if it is JSON. Anything else: failed, retried
+    while attempts remain, with the end of stderr as the error. The lease is renewed while the
+    command runs. Ctrl-C or SIGTERM: take no more jobs, let the running commands finish
+    (press Ctrl-C again to send them SIGTERM).
+
+    Example: sq work --concurrency 4 -- ./resize.sh --quality 80
+    """
+    from simplequeue.cli.work import Worker, cannot_run, run
+
+    reason = cannot_run(command[0])
+    if reason is not None:
+        fail(reason, Exit.USAGE)
+    console = Console(stderr=True, soft_wrap=True)  # a log: one line per event, never wrapped
+    with _client(ctx) as client:
+        worker = Worker(tuple(command), client.url, console)
+        worker.note(
+            f"taking jobs from {client.url}, {concurrency} at a time; Ctrl-C or SIGTERM stops"
+        )
+        run(client, worker, concurrency=concurrency, lease=lease)
+    if worker.fatal is not None:
+        fail(worker.fatal, Exit.USAGE)
+    worker.note("stopped")
 
 
 def main() -> None:

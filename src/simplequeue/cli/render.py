@@ -8,9 +8,11 @@ never printed as markup: a job's description may well contain ``[bold]``, ``:smi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 
 import msgspec
@@ -21,19 +23,24 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from simplequeue.inert import inert, inert_json
+from simplequeue.inert import inert, inert_json, one_line
 from simplequeue.models import Job, JobState, Stats
 
 __all__ = [
     "Snapshot",
     "age",
+    "attempts_text",
     "dashboard",
+    "duration",
+    "elapsed",
     "job_table",
     "jobs_table",
     "json_text",
     "safe_text",
     "state_text",
     "stats_table",
+    "work_line",
+    "work_note",
 ]
 
 STATE_STYLES = {
@@ -43,6 +50,7 @@ STATE_STYLES = {
     JobState.FAILED: "red",
 }
 NONE = Text("-", style="dim")
+_LINE_BREAK = re.compile(r"\r?\n")
 _highlight_json = JSONHighlighter()
 
 
@@ -91,10 +99,71 @@ def age(since: datetime, now: datetime) -> str:
     return f"{seconds}s"
 
 
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def duration(seconds: float) -> str:
+    """A length of time in its two largest units: ``45s``, ``4m 05s``, ``2h 10m``, ``3d 4h``."""
+    whole = max(0, int(seconds))
+    for (unit, size), (small, small_size) in pairwise(_UNITS):
+        if whole >= size:
+            rest = (whole % size) // small_size
+            return f"{whole // size}{unit} {rest:02d}{small}"
+    return f"{whole}s"
+
+
+def elapsed(seconds: float) -> str:
+    """How long something took: ``0.04s``, ``12.3s``, then as `duration` from a minute on."""
+    if seconds >= 60:
+        return duration(seconds)
+    return f"{max(0.0, seconds):.2f}s" if seconds < 1 else f"{seconds:.1f}s"
+
+
+def _at(at: datetime) -> str:
+    return f"{at:%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _moment(at: datetime | None, now: datetime) -> Text:
     if at is None:
         return NONE
-    return Text(f"{at:%Y-%m-%d %H:%M:%S} UTC ({age(at, now)} ago)")
+    return Text(f"{_at(at)} ({age(at, now)} ago)")
+
+
+def attempts_text(job: Job, *, short: bool = False) -> str:
+    """``2 of 3`` (``2/3`` in a table column): how many hand-outs of how many allowed."""
+    return (
+        f"{job.attempts}/{job.max_attempts}" if short else f"{job.attempts} of {job.max_attempts}"
+    )
+
+
+def _lease(job: Job, now: datetime) -> Text:
+    """A running job's lease: the time left, or how long ago it ran out (the server takes the
+    job back within about a second, so that is only seen in passing)."""
+    until = job.lease_expires_at
+    if job.state is not JobState.RUNNING or until is None:
+        return NONE
+    left = (until - now).total_seconds()
+    if left >= 0:
+        return Text(f"{duration(left)} left (until {_at(until)})")
+    return Text(f"expired {duration(-left)} ago, being taken back", style="yellow")
+
+
+def _lines(text: str, style: str = "") -> Text:
+    """Multi-line text from a job (a command's stderr) line by line, each line inert."""
+    lines = _LINE_BREAK.split(text.rstrip("\r\n"))
+    return Text("\n").join(Text(inert(line), style=style) for line in lines)
+
+
+def _errors(job: Job) -> RenderableType:
+    if not job.errors:
+        return NONE
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for error in job.errors:
+        table.add_row(f"#{error.attempt}", Text(_at(error.at), style="dim"))
+        table.add_row("", _lines(error.error, style="red"))
+    return table
 
 
 def job_table(job: Job, now: datetime) -> Table:
@@ -106,10 +175,15 @@ def job_table(job: Job, now: datetime) -> Table:
     table.add_row("state", state_text(job.state))
     table.add_row("description", safe_text(job.description))
     table.add_row("data", NONE if job.data is None else json_text(job.data))
-    table.add_row("attempts", str(job.attempts))
+    table.add_row("attempts", attempts_text(job))
     table.add_row("created", _moment(job.created_at, now))
     table.add_row("started", _moment(job.started_at, now))
     table.add_row("finished", _moment(job.finished_at, now))
+    table.add_row("lease", _lease(job, now))
+    if job.lease_id is not None:  # only the worker that holds it is ever shown one
+        table.add_row("lease id", safe_text(job.lease_id))
+    table.add_row("result", NONE if job.result is None else json_text(job.result))
+    table.add_row("errors", _errors(job))
     return table
 
 
@@ -134,7 +208,7 @@ def jobs_table(
             safe_text(job.job_id),
             state_text(job.state),
             safe_text(job.description),
-            str(job.attempts),
+            attempts_text(job, short=True),
             age(job.created_at, now),
         )
     return table
@@ -181,3 +255,35 @@ def dashboard(snapshot: Snapshot) -> Panel:
         subtitle_align="right",
         box=box.ROUNDED,
     )
+
+
+WORK_STYLES = {"started": "cyan", "succeeded": "green", "failed": "red"}
+LOG_DETAIL = 200
+"""The most characters of a detail (an error) a log line of ``sq work`` shows: its end, where a
+program says why it stopped. ``sq get`` shows the whole error."""
+
+
+def work_line(now: datetime, job: Job, outcome: str, detail: str | None) -> Text:
+    """One line of ``sq work``'s log: a job started, succeeded or failed, on one inert line."""
+    text = Text(f"{now:%H:%M:%S} ", style="dim")
+    text.append(f"{outcome:<9}", style=WORK_STYLES.get(outcome, ""))
+    text.append(" ")
+    text.append(one_line(job.job_id), style="bold")
+    text.append(f" (attempt {attempts_text(job)}")
+    if outcome == "failed":
+        last = job.attempts >= job.max_attempts
+        text.append(", final" if last else ", to be retried")
+    text.append(")")
+    if detail:
+        shown = one_line(detail)
+        if len(shown) > LOG_DETAIL:
+            shown = "…" + shown[-(LOG_DETAIL - 1) :]
+        text.append(f" · {shown}")
+    return text
+
+
+def work_note(now: datetime, note: str) -> Text:
+    """A line of ``sq work``'s log about the worker itself."""
+    text = Text(f"{now:%H:%M:%S} ", style="dim")
+    text.append(f"sq work: {one_line(note)}", style="bold")
+    return text
