@@ -12,8 +12,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Page, Request, Route, expect
 
+from tests.dashboard.pages import api, open_dashboard, row, row_ids, submit, wait_for_refresh
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.browser
@@ -24,39 +25,10 @@ HOSTILE_DESCRIPTION = "</script><script>window.__pwned=1</script> \"double\" 'si
 HOSTILE_DATA = {"html": "<img src=x onerror=window.__pwned=1>", "quote": "\"'</pre>"}
 
 
-def api(server: ServerProcess) -> httpx.Client:
-    return httpx.Client(base_url=server.url, timeout=10)
-
-
-def submit(client: httpx.Client, job_id: str, **fields: object) -> None:
-    response = client.post("/jobs/submit", json={"jobId": job_id, **fields})
-    assert response.status_code == 201, response.text
-
-
 def finish(client: httpx.Client, status: str) -> str:
     job_id: str = client.get("/jobs/next").json()["jobId"]
     assert client.post("/jobs/complete", json={"jobId": job_id, "status": status}).is_success
     return job_id
-
-
-def row(page: Page, job_id: str):  # type: ignore[no-untyped-def]
-    return page.locator("#rows tr", has=page.get_by_text(job_id, exact=True))
-
-
-def row_ids(page: Page) -> list[str]:
-    return page.locator("#rows tr .col-id code").all_text_contents()
-
-
-def wait_for_refresh(page: Page, times: int = 1) -> None:
-    """Returns once the page has completed ``times`` more refreshes."""
-    for _ in range(times):
-        before = page.locator("#live-text").text_content()
-        expect(page.locator("#live-text")).not_to_have_text(before or "")
-
-
-def open_dashboard(page: Page, server: ServerProcess) -> None:
-    page.goto(server.url)
-    expect(page.locator("#live-text")).to_have_text(re.compile(r"^live"))
 
 
 def test_csp_is_sent_and_every_request_stays_on_the_server(
@@ -227,7 +199,7 @@ def test_detail_panel_shows_every_field_and_copies_the_id(
     expect(page.locator("#detail-id")).to_have_text("job/with spaces")
     expect(page.locator("#detail-state")).to_have_text("running")
     expect(page.locator("#detail-description")).to_have_text("Send the report")
-    expect(page.locator("#detail-attempts")).to_have_text("1")
+    expect(page.locator("#detail-attempts")).to_have_text("1 of 3")
     expect(page.locator("#detail-finished")).to_have_text("—")
     expect(page.locator("#detail-started")).to_have_attribute("title", job["startedAt"])
     expect(page.locator("#detail-created")).to_have_attribute("title", job["createdAt"])
@@ -354,3 +326,80 @@ def test_api_reference_renders_offline(page: Page, server: ServerProcess) -> Non
         if not url.startswith((f"{server.url}/", f"blob:{server.url}/")) and url not in allowed
     ]
     assert outside == []
+
+
+def test_a_view_change_aborts_the_request_for_the_old_view(
+    page: Page, server: ServerProcess
+) -> None:
+    with api(server) as client:
+        for n in range(3):
+            submit(client, f"job-{n}")
+        finish(client, "failed")
+    open_dashboard(page, server)
+    held: list[Route] = []
+
+    # The failed jobs' page is never answered: its request stays in flight until the page
+    # gives it up.
+    def hold(route: Route) -> None:
+        held.append(route)  # Playwright cannot take a builtin method as a handler
+
+    page.route(re.compile(r"/jobs\?.*state=failed"), hold)
+    failed: list[str] = []
+
+    def gave_up(request: Request) -> None:
+        if "state=failed" in request.url:  # not the /stats beside it, aborted too if in flight
+            failed.append(request.failure or "")
+
+    page.on("requestfailed", gave_up)
+    with page.expect_request(re.compile(r"state=failed")):
+        page.get_by_role("button", name=re.compile("Failed")).click()
+    page.get_by_role("button", name=re.compile("All jobs")).click()
+    expect(page.locator("#rows tr")).to_have_count(3)
+    # Every request for that page (a timer's tick may have sent a second) was given up when the
+    # view changed, not later at its deadline (REQUEST_TIMEOUT_MS, 3 s), and not taken for the
+    # server failing.
+    assert held
+    assert failed == ["net::ERR_ABORTED"] * len(held)
+    expect(page.locator("#offline")).to_be_hidden()
+
+
+def test_a_hidden_tab_asks_the_server_nothing_until_shown(
+    page: Page, server: ServerProcess
+) -> None:
+    open_dashboard(page, server)
+    started: list[str] = []
+    in_flight: set[Request] = set()
+
+    def track(request: Request) -> None:
+        started.append(request.url)
+        in_flight.add(request)
+
+    def done(request: Request) -> None:
+        in_flight.discard(request)
+
+    page.on("request", track)
+    page.on("requestfinished", done)
+    page.on("requestfailed", done)
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+            document.dispatchEvent(new Event("visibilitychange"));
+        }"""
+    )
+    # A refresh already under way when the tab was hidden may still finish; none starts after.
+    for _ in range(200):
+        if not in_flight:
+            break
+        page.wait_for_timeout(50)
+    assert not in_flight
+    before = len(started)
+    page.wait_for_timeout(3000)  # three refresh intervals
+    assert started[before:] == []
+    with page.expect_request(re.compile(r"/stats$")):
+        page.evaluate(
+            """() => {
+                Object.defineProperty(document, "hidden", { configurable: true, get: () => false });
+                document.dispatchEvent(new Event("visibilitychange"));
+            }"""
+        )
+    wait_for_refresh(page, 2)

@@ -3,9 +3,16 @@
 // Two rules hold everywhere below. Job fields reach the page only as text (textContent, or
 // setAttribute for a title), never as HTML. And a refresh changes only what changed, in place,
 // so scroll, focus, selection, the search box and the open detail panel survive every tick.
+//
+// The modules: api.js (requests), format.js (text and the server's clock), table.js (the job
+// table), panel.js (one job's details); this one holds the view, the refresh loop and the wiring.
+
+import { Offline, isStale, jobPath, nextLink, problemDetail, request } from "./api.js";
+import { rate, setText } from "./format.js";
+import { clearDetail, copyId, renderDetail } from "./panel.js";
+import { focusRow, renderRows, selectRow } from "./table.js";
 
 const REFRESH_MS = 1000;
-const REQUEST_TIMEOUT_MS = 3000;
 const HISTORY_SECONDS = 120;
 // Rates are averaged over this many seconds: a worker that takes jobs in bursts still draws a
 // line one can read.
@@ -24,46 +31,19 @@ const view = {
   selected: null, // the jobId whose details are open
 };
 
-const rowsById = new Map();
 let lastJobs = [];
 const samples = []; // the last RATE_WINDOW + 1 /stats: {at, submitted, completed}
 const history = []; // [{submitted, completed}] per second, oldest first
 let timer = null;
-let generation = 0; // bumped when the view changes, so a slow answer for an old view is dropped
+// A view change (filter, order, page) aborts the requests made for the old view, and opening or
+// closing a job aborts the request for the one before: their answers are for what is no longer
+// shown, and an aborted request stops costing the server anything.
+let viewAbort = new AbortController();
+let detailAbort = new AbortController();
 
-// -- fetching --------------------------------------------------------------------------------
-
-class Offline extends Error {}
-
-// The id as one path segment. "." and ".." are encoded too: a browser resolves bare dot
-// segments away (RFC 3986) and would fetch /jobs or / instead (models.job_path does the same).
-function jobPath(jobId) {
-  const segment = encodeURIComponent(jobId);
-  return "/jobs/" + (segment === "." || segment === ".." ? segment.replaceAll(".", "%2E") : segment);
-}
-
-async function request(url, options = {}) {
-  let response;
-  try {
-    response = await fetch(url, {
-      ...options,
-      cache: "no-store",
-      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-    });
-  } catch (err) {
-    throw new Offline(String(err));
-  }
-  return response;
-}
-
-async function problemDetail(response) {
-  try {
-    const problem = await response.json();
-    if (problem && typeof problem.detail === "string") return problem.detail;
-  } catch {
-    // not a problem document; fall through to the status line
-  }
-  return `the server answered ${response.status} ${response.statusText}`.trim();
+function restartView() {
+  viewAbort.abort();
+  viewAbort = new AbortController();
 }
 
 function firstPageUrl() {
@@ -71,55 +51,6 @@ function firstPageUrl() {
   if (view.state) query.append("state", view.state);
   if (view.search) query.append("prefix", view.search);
   return `/jobs?${query}`;
-}
-
-function nextLink(response) {
-  const header = response.headers.get("Link") || "";
-  const match = header.match(/<([^>]*)>\s*;\s*rel="next"/);
-  return match ? match[1] : null;
-}
-
-// -- formatting ------------------------------------------------------------------------------
-
-function relative(iso, now) {
-  if (!iso) return "—";
-  const seconds = Math.round((now - Date.parse(iso)) / 1000);
-  if (seconds < 5) return "just now";
-  if (seconds < 60) return `${seconds}s ago`;
-  const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes}m ago`;
-  const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours}h ago`;
-  return `${Math.floor(hours / 24)}d ago`;
-}
-
-function exact(iso) {
-  if (!iso) return "";
-  return `${new Date(iso).toLocaleString()} (${iso})`;
-}
-
-function rate(value) {
-  if (value === null) return "–";
-  return value < 10 ? value.toFixed(1) : Math.round(value).toLocaleString();
-}
-
-// Writes only when the text differs: an unchanged node keeps any selection made in it.
-function setText(node, text) {
-  if (node.textContent !== text) node.textContent = text;
-}
-
-function setTitle(node, title) {
-  if (title) {
-    if (node.getAttribute("title") !== title) node.setAttribute("title", title);
-  } else if (node.hasAttribute("title")) {
-    node.removeAttribute("title");
-  }
-}
-
-function setBadge(node, state) {
-  setText(node, state);
-  const className = `badge badge-${state}`;
-  if (node.className !== className) node.className = className;
 }
 
 // -- the counts and the chart ---------------------------------------------------------------
@@ -165,87 +96,16 @@ function renderChart() {
   }
 }
 
-// -- the table ------------------------------------------------------------------------------
+// -- the table and the detail panel ---------------------------------------------------------
 
-function cell(className) {
-  const td = document.createElement("td");
-  if (className) td.className = className;
-  return td;
-}
-
-function makeRow(jobId) {
-  const tr = document.createElement("tr");
-  tr.tabIndex = 0;
-  tr.dataset.jobId = jobId;
-  const id = cell("col-id");
-  const code = document.createElement("code");
-  id.append(code);
-  const state = cell("col-state");
-  state.append(document.createElement("span"));
-  tr.append(
-    id,
-    cell("col-desc"),
-    state,
-    cell("col-created"),
-    cell("col-started"),
-    cell("col-finished"),
-    cell("col-attempts num"),
-  );
-  return tr;
-}
-
-function fillRow(tr, job, now) {
-  const [id, desc, state, created, started, finished, attempts] = tr.children;
-  setText(id.firstChild, job.jobId);
-  setTitle(id, job.jobId);
-  setText(desc, job.description ?? "");
-  setTitle(desc, job.description ?? "");
-  setBadge(state.firstChild, job.state);
-  for (const [td, iso] of [
-    [created, job.createdAt],
-    [started, job.startedAt],
-    [finished, job.finishedAt],
-  ]) {
-    setText(td, relative(iso, now));
-    setTitle(td, exact(iso));
-  }
-  setText(attempts, String(job.attempts));
-  const selected = job.jobId === view.selected;
-  if (tr.classList.contains("selected") !== selected) tr.classList.toggle("selected", selected);
-  tr.setAttribute("aria-selected", String(selected));
-}
-
-// Keyed by jobId: a job keeps its <tr> from tick to tick, and rows move only when the order
-// changed, so the browser repaints nothing that stayed the same.
-function renderRows(jobs) {
+function showRows(jobs) {
   lastJobs = jobs;
-  const tbody = $("rows");
-  const now = Date.now();
-  const wanted = new Set(jobs.map((j) => j.jobId));
-  for (const [jobId, tr] of rowsById) {
-    if (!wanted.has(jobId)) {
-      tr.remove();
-      rowsById.delete(jobId);
-    }
-  }
-  let previous = null;
-  for (const job of jobs) {
-    let tr = rowsById.get(job.jobId);
-    if (!tr) {
-      tr = makeRow(job.jobId);
-      rowsById.set(job.jobId, tr);
-    }
-    fillRow(tr, job, now);
-    const expected = previous ? previous.nextSibling : tbody.firstChild;
-    if (expected !== tr) tbody.insertBefore(tr, expected);
-    previous = tr;
-  }
-  const empty = $("empty");
-  empty.hidden = jobs.length > 0;
-  if (!jobs.length) {
-    const filtered = view.state || view.search;
-    setText(empty, filtered ? "No jobs match this filter." : "No jobs yet. Submit one above, or with `sq submit`.");
-  }
+  const filtered = view.state || view.search;
+  renderRows(
+    jobs,
+    view.selected,
+    filtered ? "No jobs match this filter." : "No jobs yet. Submit one above, or with `sq submit`.",
+  );
 }
 
 function renderPager() {
@@ -262,83 +122,38 @@ function renderPager() {
   setText(note, parts.length ? `Showing jobs with ${parts.join(" and ")}.` : "");
 }
 
-// -- the detail panel ------------------------------------------------------------------------
-
-function renderDetail(job, missing) {
-  const panel = $("detail");
-  if (view.selected === null) {
-    panel.hidden = true;
-    return;
-  }
-  panel.hidden = false;
-  setText($("detail-id"), view.selected);
-  const note = $("detail-missing");
-  note.hidden = !missing;
-  setText(note, missing || "");
-  const now = Date.now();
-  if (!job) return;
-  setBadge($("detail-state"), job.state);
-  setText($("detail-description"), job.description ?? "—");
-  for (const [key, field] of [
-    ["created", "createdAt"],
-    ["started", "startedAt"],
-    ["finished", "finishedAt"],
-  ]) {
-    const iso = job[field];
-    setText($(`detail-${key}`), iso ? `${relative(iso, now)} · ${new Date(iso).toLocaleString()}` : "—");
-    setTitle($(`detail-${key}`), iso || "");
-  }
-  setText($("detail-attempts"), String(job.attempts));
-  setText($("detail-data"), job.data === null ? "null" : JSON.stringify(job.data, null, 2));
-}
-
-async function refreshDetail(seen) {
-  if (view.selected === null) return renderDetail(null, null);
-  const onPage = lastJobs.find((j) => j.jobId === view.selected);
-  if (onPage) return renderDetail(onPage, null);
+async function refreshDetail() {
   const selected = view.selected;
-  const response = await request(jobPath(selected));
-  if (selected !== view.selected || seen !== generation) return;
-  if (response.ok) return renderDetail(await response.json(), null);
-  renderDetail(null, await problemDetail(response));
+  if (selected === null) return renderDetail(null, null, null);
+  const onPage = lastJobs.find((j) => j.jobId === selected);
+  if (onPage) return renderDetail(onPage, null, selected);
+  const { signal } = detailAbort;
+  const response = await request(jobPath(selected), { signal });
+  const job = response.ok ? await response.json() : null;
+  const missing = response.ok ? null : await problemDetail(response);
+  signal.throwIfAborted(); // another job was opened (or none) while the answer was read
+  renderDetail(job, missing, selected);
 }
 
 function openDetail(jobId) {
+  detailAbort.abort();
+  detailAbort = new AbortController();
   view.selected = jobId;
-  for (const [id, tr] of rowsById) {
-    tr.classList.toggle("selected", id === jobId);
-    tr.setAttribute("aria-selected", String(id === jobId));
-  }
-  setText($("copy-id"), "Copy id");
-  // Clear the previous job's fields so they never show under this job's id.
-  for (const id of ["detail-description", "detail-created", "detail-started", "detail-finished", "detail-attempts", "detail-data"]) {
-    setText($(id), "");
-  }
-  setBadge($("detail-state"), "");
-  renderDetail(null, null);
-  refreshDetail(generation).catch(showOffline);
-}
-
-async function copyId() {
-  const button = $("copy-id");
-  try {
-    await navigator.clipboard.writeText(view.selected);
-    setText(button, "Copied");
-  } catch {
-    // No clipboard permission (or an insecure origin): select the id so Ctrl+C copies it.
-    const range = document.createRange();
-    range.selectNodeContents($("detail-id"));
-    const selection = window.getSelection();
-    selection.removeAllRanges();
-    selection.addRange(range);
-    setText(button, "Selected — press Ctrl+C");
-  }
+  selectRow(jobId);
+  clearDetail();
+  renderDetail(null, null, jobId);
+  refreshDetail().catch(showFailure);
 }
 
 // -- the refresh loop ------------------------------------------------------------------------
 
-function showOffline(err) {
-  if (!(err instanceof Offline)) throw err;
+// An aborted request was for a view no longer shown: nothing to say. Anything but the server
+// not answering is a bug, and is thrown on.
+function showFailure(err) {
+  if (isStale(err)) return;
+  // A deadline can also pass while an answer's body is being read, after `request` returned.
+  const timedOut = err instanceof DOMException && err.name === "TimeoutError";
+  if (!(err instanceof Offline || timedOut)) throw err;
   $("offline").hidden = false;
   document.body.classList.add("is-offline");
   setText($("live-text"), "disconnected");
@@ -351,15 +166,19 @@ function showOnline() {
 }
 
 async function refresh() {
-  const seen = generation;
+  const { signal } = viewAbort;
   const pageUrl = view.cursors.at(-1) || firstPageUrl();
-  const [statsResponse, pageResponse] = await Promise.all([request("/stats"), request(pageUrl)]);
+  const [statsResponse, pageResponse] = await Promise.all([
+    request("/stats", { signal }),
+    request(pageUrl, { signal }),
+  ]);
   if (!statsResponse.ok) throw new Offline(`/stats answered ${statsResponse.status}`);
   const stats = await statsResponse.json();
+  const jobs = pageResponse.ok ? await pageResponse.json() : null;
+  signal.throwIfAborted(); // the view changed while the answers were read
   renderStats(stats);
-  if (seen !== generation) return; // the view changed while this was in flight
   if (pageResponse.ok) {
-    renderRows(await pageResponse.json());
+    showRows(jobs);
     view.nextUrl = nextLink(pageResponse);
   } else if (pageResponse.status === 400 && view.cursors.length) {
     // The job a cursor names is gone (another database behind the same URL): start over.
@@ -368,16 +187,19 @@ async function refresh() {
     throw new Offline(`/jobs answered ${pageResponse.status}`);
   }
   renderPager();
-  await refreshDetail(seen);
+  await refreshDetail();
   showOnline();
 }
 
 async function tick() {
   clearTimeout(timer);
+  // A hidden tab asks the server nothing: the loop stops here, and the visibilitychange handler
+  // starts it again the moment the tab is shown.
+  if (document.hidden) return;
   try {
     await refresh();
   } catch (err) {
-    showOffline(err);
+    showFailure(err);
   } finally {
     // A tick started by a click may overlap the timer's: whichever ends last sets the one timer.
     clearTimeout(timer);
@@ -387,7 +209,7 @@ async function tick() {
 
 function changeView(change) {
   change();
-  generation += 1;
+  restartView();
   view.cursors = [];
   view.nextUrl = null;
   renderPager();
@@ -493,13 +315,13 @@ function wire() {
   }));
   $("next-page").addEventListener("click", () => {
     if (!view.nextUrl) return;
-    generation += 1;
+    restartView();
     view.cursors.push(view.nextUrl);
     view.nextUrl = null;
     tick();
   });
   $("prev-page").addEventListener("click", () => {
-    generation += 1;
+    restartView();
     view.cursors.pop();
     tick();
   });
@@ -517,15 +339,17 @@ function wire() {
   });
   $("detail-close").addEventListener("click", () => {
     const jobId = view.selected;
+    detailAbort.abort();
+    detailAbort = new AbortController();
     view.selected = null;
-    renderDetail(null, null);
-    renderRows(lastJobs);
-    rowsById.get(jobId)?.focus();
+    renderDetail(null, null, null);
+    selectRow(null);
+    focusRow(jobId);
   });
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && view.selected !== null) $("detail-close").click();
   });
-  $("copy-id").addEventListener("click", copyId);
+  $("copy-id").addEventListener("click", () => copyId(view.selected));
   $("toggle-submit").addEventListener("click", () => {
     const panel = $("submit-panel");
     panel.hidden = !panel.hidden;
@@ -535,6 +359,12 @@ function wire() {
   $("submit-panel").addEventListener("submit", submitJob);
   $("order").value = view.order;
   $("page-size").value = String(view.pageSize);
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) return;
+    // The rates start afresh: an average across the hidden minutes would be one flat guess.
+    samples.length = 0;
+    tick();
+  });
 }
 
 wire();

@@ -1,0 +1,55 @@
+// Talking to the server: requests with a deadline, and reading its answers.
+
+import { learnServerTime } from "./format.js";
+
+const REQUEST_TIMEOUT_MS = 3000;
+
+// The server did not answer (or not usably): the page shows its "Disconnected" banner.
+export class Offline extends Error {}
+
+// The id as one path segment. "." and ".." are encoded too: a browser resolves bare dot
+// segments away (RFC 3986) and would fetch /jobs or / instead (models.job_path does the same).
+export function jobPath(jobId) {
+  const segment = encodeURIComponent(jobId);
+  return "/jobs/" + (segment === "." || segment === ".." ? segment.replaceAll(".", "%2E") : segment);
+}
+
+// An error from a request the page aborted itself (`options.signal`): its answer was no longer
+// wanted. A timeout is not one of these; it means the server is not answering.
+export function isStale(err) {
+  return err instanceof DOMException && err.name === "AbortError";
+}
+
+export async function request(url, options = {}) {
+  const deadline = AbortSignal.timeout(REQUEST_TIMEOUT_MS);
+  const { signal } = options;
+  let response;
+  try {
+    response = await fetch(url, {
+      ...options,
+      cache: "no-store",
+      signal: signal ? AbortSignal.any([signal, deadline]) : deadline,
+    });
+  } catch (err) {
+    if (isStale(err)) throw err;
+    throw new Offline(String(err));
+  }
+  learnServerTime(response);
+  return response;
+}
+
+export async function problemDetail(response) {
+  try {
+    const problem = await response.json();
+    if (problem && typeof problem.detail === "string") return problem.detail;
+  } catch {
+    // not a problem document; fall through to the status line
+  }
+  return `the server answered ${response.status} ${response.statusText}`.trim();
+}
+
+export function nextLink(response) {
+  const header = response.headers.get("Link") || "";
+  const match = header.match(/<([^>]*)>\s*;\s*rel="next"/);
+  return match ? match[1] : null;
+}
