@@ -73,10 +73,23 @@ def free_port() -> int:
 class Server:
     """One server process; ``name`` is ``sq`` (the real ``sq serve``) or a bench candidate."""
 
-    def __init__(self, name: str, workdir: Path, synchronous: str) -> None:
-        self.port = free_port()
-        self.db = workdir / f"{name}-{synchronous}.db"
-        self.log = workdir / f"{name}-{synchronous}.log"
+    def __init__(
+        self,
+        name: str,
+        workdir: Path,
+        synchronous: str,
+        *,
+        release: Path | None = None,
+        share: Server | None = None,
+    ) -> None:
+        """``release``: the root of another source tree (an earlier release, bench/leases.py)
+        whose ``sq serve`` runs instead, with this venv's Python and packages. ``share``: serve
+        that server's file, as a second process beside it."""
+        tag = f"{name}-{synchronous}" if release is None else f"{name}-{release.name}-{synchronous}"
+        tag += "" if share is None else f"-beside-{share.port}"
+        self.port: int = free_port()
+        self.db: Path = workdir / f"{tag}.db" if share is None else share.db
+        self.log = workdir / f"{tag}.log"
         # `sq serve` as shipped, or one of the candidates, with the same port, file and durability.
         if name == "sq":
             program = ["-m", "simplequeue", "serve", "--log-level", "warning"]
@@ -84,8 +97,10 @@ class Server:
             program = [str(BENCH / "candidates.py"), name]
         options = ["--port", str(self.port), "--db", str(self.db), "--synchronous", synchronous]
         argv = [sys.executable, *program, *options]
+        # PYTHONPATH comes before the venv's editable install of this tree on sys.path.
+        env = None if release is None else {**os.environ, "PYTHONPATH": str(release / "src")}
         with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         self.url = f"http://127.0.0.1:{self.port}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
         deadline = time.monotonic() + 30
@@ -250,14 +265,14 @@ def bench_server(
 
 def table(results: list[Result]) -> str:
     rows = [
-        f"{'server':<36} {'endpoint':<9} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'server':<36} {'endpoint':<12} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'ceiling':>7} {'CPU us/req':>10}"
     ]
     ceiling = {r.server: r.rps for r in results if r.endpoint == "health"}
     for r in results:
         ratio = r.rps / ceiling[r.server]
         rows.append(
-            f"{r.server:<36} {r.endpoint:<9} {r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
+            f"{r.server:<36} {r.endpoint:<12} {r.rps:>8.0f} {r.p50_ms:>7.2f} {r.p99_ms:>7.2f} "
             f"{ratio:>7.2f} {r.cpu_us:>10.0f}"
         )
     return "\n".join(rows)
