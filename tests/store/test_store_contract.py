@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import random
 import re
+import shutil
 import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -745,3 +746,34 @@ async def test_a_job_finished_without_its_lease_refuses_that_lease(store: Store)
     assert await store.finish("j1", job.lease_id, SUCCEED, at(3)) == Finished(
         Finish.LEASE_LOST, done.job
     )
+
+
+async def test_sqlite_opens_a_file_the_first_release_wrote(tmp_path: Path) -> None:
+    """tests/store/data/release-0.1.0.db: written by release 0.1.0's own code (schema 1; see
+    make_release_file.py beside it): jobs in every state, two of them left running."""
+    db = tmp_path / "queue.db"
+    shutil.copyfile(Path(__file__).parent / "data" / "release-0.1.0.db", db)
+    assert pragma(db, "user_version") == 1
+    store = await opened(db)
+    try:
+        assert pragma(db, "user_version") == SCHEMA_VERSION
+        jobs = await all_jobs(store)
+        assert [(j.job_id, j.state) for j in jobs] == [
+            ("old-0", JobState.SUCCEEDED),
+            ("old-1", JobState.FAILED),
+            ("old-2", JobState.RUNNING),
+            ("old-3", JobState.RUNNING),
+            ("old-4", JobState.SUBMITTED),
+            ("old-5", JobState.SUBMITTED),
+        ]
+        assert jobs[1].data == msgspec.Raw(b'{"n":1,"tiny":0.5}')
+        assert {j.max_attempts for j in jobs} == {3}
+        # The two a server without leases left running come back once their lease ends.
+        assert all(j.lease_expires_at is not None for j in jobs if j.state == JobState.RUNNING)
+        far = datetime.now(UTC) + timedelta(hours=1)
+        assert await store.expire(far, EXPIRE) == 2
+        order = [job.job_id for job in await store.claim(far, lease_seconds=60, limit=10)]
+        assert order == ["old-2", "old-3", "old-4", "old-5"]  # each at its old place
+        assert (await store.stats()).total == 6
+    finally:
+        await store.close()
