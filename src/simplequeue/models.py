@@ -16,6 +16,7 @@ import msgspec
 __all__ = [
     "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
+    "RETRY_BACKOFF",
     "STORE_TIMEOUT",
     "AttemptError",
     "ClaimedJob",
@@ -93,6 +94,9 @@ MAX_ATTEMPTS = 100
 """The most attempts a job may be given (``maxAttempts`` is 1-100)."""
 DEFAULT_MAX_ATTEMPTS = 3
 """A job's ``maxAttempts`` when its submit names none (``sq serve --max-attempts``)."""
+RETRY_BACKOFF = 1.0
+"""Seconds before a job's first retry, by default (``sq serve --retry-backoff``); each further
+retry waits twice as long, with jitter."""
 DEFAULT_LEASE_SECONDS = 300
 """A lease's length when ``/jobs/next`` names none (``sq serve --lease-seconds``)."""
 MAX_LEASE_SECONDS = 43_200

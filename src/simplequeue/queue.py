@@ -16,11 +16,18 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from simplequeue.errors import InvalidRequest, JobConflict, JobNotFound, SimpleQueueError
+from simplequeue.errors import (
+    LEASE_LOST,
+    InvalidRequest,
+    JobConflict,
+    JobNotFound,
+    SimpleQueueError,
+)
 from simplequeue.jsontext import same_value
 from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
+    RETRY_BACKOFF,
     ClaimedJob,
     CompleteRequest,
     CompletionStatus,
@@ -34,7 +41,6 @@ from simplequeue.waiters import Waiters
 
 __all__ = [
     "MAX_PAGE",
-    "RETRY_BACKOFF",
     "TRANSITIONS",
     "Event",
     "Page",
@@ -106,8 +112,6 @@ TRANSITIONS: dict[Event, tuple[JobState, JobState]] = {
 a claim (``submitted`` -> ``running``, one more attempt, a new lease). Stores apply an event only
 to a running job, under its current lease when one is named."""
 
-RETRY_BACKOFF = 1.0
-"""Seconds before a job's first retry, by default (``sq serve --retry-backoff``)."""
 MAX_BACKOFF = 3600.0
 """The longest a retried job waits before it is due again: one hour."""
 EXPIRY_INTERVAL = 0.5
@@ -125,10 +129,12 @@ class Rules:
     up to `MAX_BACKOFF`."""
 
 
-def _lease_lost(job_id: str, lease_id: str) -> JobConflict:
+def _lease_lost(job_id: str) -> JobConflict:
+    # The detail starts with LEASE_LOST, which is how clients tell it from other conflicts;
+    # it never repeats the lease id (CONTRACT §7: leases appear in no log).
     return JobConflict(
-        f"lease lost: job {job_id!r} is no longer held by lease {lease_id!r} (it expired and "
-        "the job was taken back, or the job was finished); nothing was changed"
+        f"{LEASE_LOST}: job {job_id!r} is no longer held by this lease (it expired and the "
+        "job was taken back, or the job was finished another way); nothing was changed"
     )
 
 
@@ -170,13 +176,30 @@ class Queue:
         lease = lease_seconds or self.rules.lease_seconds
         # Callers already waiting come first: a newcomer that may wait joins the line.
         if not (wait > 0 and len(self._waiters)):
-            claimed = await self._claim(lease, count)
+            claimed = await self._claim_for_caller(lease, count)
             if claimed or wait <= 0:
                 return claimed
+        if (due := await self.store.next_due()) is not None:
+            self._wake_at(due)  # a job due within the wait (a retry's backoff) wakes the line
         return await self._waiters.wait(lease, count, wait)
+
+    async def _claim_for_caller(self, lease_seconds: int, count: int) -> list[ClaimedJob]:
+        """A claim for a caller that may go away meanwhile (its client disconnects): the store
+        finishes the claim regardless, so a cancelled caller's jobs are released at once."""
+        claim = asyncio.ensure_future(self._claim(lease_seconds, count))
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            for job in await claim:
+                await self._release(job)
+            raise
 
     async def _claim(self, lease_seconds: int, count: int) -> list[ClaimedJob]:
         return await self.store.claim(self._clock(), lease_seconds=lease_seconds, limit=count)
+
+    def _wake_at(self, due: datetime) -> None:
+        delay = (due - self._clock()).total_seconds()
+        asyncio.get_running_loop().call_later(max(delay, 0.0), self._waiters.wake)
 
     async def _release(self, job: ClaimedJob) -> None:
         await self.store.release(job.job_id, job.lease_id)
@@ -191,7 +214,7 @@ class Queue:
         if done.finish is Finish.UNKNOWN:
             raise JobNotFound(f"no job has jobId {job_id!r}")
         if done.finish is not Finish.APPLIED or not isinstance(done.job, ClaimedJob):
-            raise _lease_lost(job_id, lease_id)
+            raise _lease_lost(job_id)
         return done.job
 
     async def complete(self, request: CompleteRequest, result: bytes | None) -> StoredJob:
@@ -210,13 +233,15 @@ class Queue:
         now = self._clock()
         outcome = Outcome(*TRANSITIONS[event], result=result, error=error, run_at=run_at)
         done = await self.store.finish(job_id, lease_id, outcome, now)
+        if run_at is not None and done.finish is Finish.APPLIED:
+            self._wake_at(run_at)  # the retried job falls due then: waiters hear of it at once
         job = done.job
         if job is None:
             raise JobNotFound(f"no job has jobId {job_id!r}")
         if done.finish in (Finish.APPLIED, Finish.ALREADY_APPLIED):
             return job
         if done.finish is Finish.LEASE_LOST and lease_id is not None:
-            raise _lease_lost(job_id, lease_id)
+            raise _lease_lost(job_id)
         if job.state.value == request.status.value:
             return job  # without a lease: the same final status again, a retried call
         if job.state == JobState.SUBMITTED:
@@ -247,8 +272,17 @@ class Queue:
                 await self.expire()
             except SimpleQueueError as exc:
                 logger.warning("could not take back expired leases: %s", exc.detail)
+            except Exception:
+                # Whatever it was, the next look may succeed: this loop must never end, or no
+                # lease would ever expire again.
+                logger.exception("could not take back expired leases")
             self._waiters.wake()
             await asyncio.sleep(interval)
+
+    def stop_waiting(self) -> None:
+        """The server is stopping: every waiting caller is answered now (no job), and new ones
+        are not kept waiting, so that shutting down never waits out a long-poll."""
+        self._waiters.stop()
 
     async def close(self) -> None:
         await self._waiters.close()

@@ -48,12 +48,15 @@ class Waiters:
         self._line: deque[_Waiter] = deque()
         self._dispatcher: asyncio.Task[None] | None = None
         self._again = False
+        self._stopped = False
 
     def __len__(self) -> int:
         return len(self._line)
 
     async def wait(self, lease_seconds: int, count: int, timeout: float) -> list[ClaimedJob]:
         """Jobs claimed for this caller as soon as there are some, or ``[]`` after ``timeout``."""
+        if self._stopped:
+            return []
         waiter = _Waiter(lease_seconds, count)
         self._line.append(waiter)
         self.wake()  # jobs may have arrived since the caller's own claim found none
@@ -76,9 +79,17 @@ class Waiters:
         waiter.jobs.cancel()
         return []
 
+    def stop(self) -> None:
+        """Answer everyone in line with no job, and keep no one waiting from now on."""
+        self._stopped = True
+        while self._line:
+            waiter = self._line.popleft()
+            if not waiter.jobs.done():
+                waiter.jobs.set_result([])
+
     def wake(self) -> None:
         """Jobs may be available: serve the line (once more, if a dispatch is under way)."""
-        if not self._line:
+        if not self._line or self._stopped:
             return
         self._again = True
         if self._dispatcher is None or self._dispatcher.done():

@@ -77,7 +77,7 @@ def worker(log: Console, *argv: str) -> Worker:
         (b"  \n", (None, None)),
         (b"done!\n", (None, "stdout is not JSON: no result recorded")),
         (b'{"a": 1}\n{"b": 2}\n', (None, "stdout is not JSON: no result recorded")),
-        (b" " * RESULT_LIMIT + b"1", (None, "stdout is over 1 MiB: no result recorded")),
+        (b" " * RESULT_LIMIT + b"1", (None, "stdout is over 960 KiB: no result recorded")),
     ],
 )
 def test_read_result(stdout: bytes, expected: tuple[Any, str | None]) -> None:

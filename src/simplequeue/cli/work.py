@@ -50,9 +50,10 @@ __all__ = [
     "run",
 ]
 
-RESULT_LIMIT = MIB
+RESULT_LIMIT = MIB - 64 * 1024
 """The most output a command may print for it to become the job's ``result``: the server's
-default limit on a request's body. More is not sent (the job still succeeds, with no result)."""
+default limit on a request's body, less room for the rest of the completion around it. More is
+not sent (the job still succeeds, with no result)."""
 
 JOB_ID_ENV = "SQ_JOB_ID"
 LEASE_ID_ENV = "SQ_LEASE_ID"
@@ -99,7 +100,7 @@ def read_result(stdout: bytes) -> tuple[Any, str | None]:
     """The job's ``result`` from the command's standard output, and a note when there is none
     although something was printed. JSON becomes the result; anything else is not sent."""
     if len(stdout) > RESULT_LIMIT:
-        return None, f"stdout is over {RESULT_LIMIT // MIB} MiB: no result recorded"
+        return None, f"stdout is over {RESULT_LIMIT // 1024} KiB: no result recorded"
     if not stdout.strip():
         return None, None
     try:
@@ -252,7 +253,9 @@ def run(client: Client, worker: Worker, *, concurrency: int, lease: int | None) 
             failure.append(exc)
             worker.stop.set()
 
-    signals = (signal.SIGINT, signal.SIGTERM)
+    # A closed terminal (SIGHUP) stops it as SIGTERM does, rather than killing it outright and
+    # leaving its commands running on with nobody to complete their jobs.
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {sig: signal.signal(sig, worker.on_signal) for sig in signals}
     thread = threading.Thread(target=loop, name="sq-work")
     try:

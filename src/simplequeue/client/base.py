@@ -435,7 +435,7 @@ def _error(response: httpx.Response) -> RequestError | ServerError:
     except (msgspec.DecodeError, msgspec.ValidationError):
         # Not one of ours (a proxy's HTML page, say): say what came back.
         detail = f"HTTP {status} {response.reason_phrase}".rstrip()
-    if status == JobConflict.status_code and LEASE_LOST in detail.lower():
+    if status == JobConflict.status_code and detail.lower().startswith(LEASE_LOST):
         return LeaseLost(detail)
     if 400 <= status < 500:
         return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)

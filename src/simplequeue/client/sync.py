@@ -150,7 +150,9 @@ class Client(BaseClient):
                 stop.set()
 
         threads = [
-            threading.Thread(target=slot, name=f"simplequeue-worker-{n}")
+            # Daemon threads: a second Ctrl-C ends the process at once (the jobs in hand come
+            # back when their leases end), as docs/sdk.md says.
+            threading.Thread(target=slot, name=f"simplequeue-worker-{n}", daemon=True)
             for n in range(concurrency)
         ]
         with worker.stop_on_signals(stop.set):
@@ -197,7 +199,10 @@ class Client(BaseClient):
         done = threading.Event()
         gone = threading.Event()
         beats = threading.Thread(
-            target=self._keep_leased, args=(job, plan, done, gone), name="simplequeue-heartbeat"
+            target=self._keep_leased,
+            args=(job, plan, done, gone),
+            name="simplequeue-heartbeat",
+            daemon=True,
         )
         beats.start()
         try:

@@ -30,6 +30,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -306,6 +307,15 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
         # Embedded, granian leaves signals to its host: stop() ends the serve loop, after which
         # the app's lifespan shutdown runs and the store closes.
         loop = asyncio.get_running_loop()
+        stop_serving: Callable[[], None] = embedded.stop  # granian's is untyped
+
+        def stop() -> None:
+            # Long-polling workers are answered now (204), so that stopping never waits out a
+            # long-poll, and no job is handed out while the server drains.
+            if queue := getattr(app.state, "queue", None):
+                queue.stop_waiting()
+            stop_serving()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, embedded.stop)
+            loop.add_signal_handler(sig, stop)
         await embedded.serve()

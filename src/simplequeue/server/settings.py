@@ -11,8 +11,8 @@ from simplequeue.models import (
     DEFAULT_MAX_ATTEMPTS,
     MAX_ATTEMPTS,
     MAX_LEASE_SECONDS,
+    RETRY_BACKOFF,
 )
-from simplequeue.queue import RETRY_BACKOFF
 from simplequeue.store.sqlite import STORE_TIMEOUT, Synchronous
 
 __all__ = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from simplequeue.models import ClaimedJob, JobState, Stats, StoredJob
+from simplequeue.models import DEFAULT_MAX_ATTEMPTS, ClaimedJob, JobState, Stats, StoredJob
 
 __all__ = [
     "Finish",
@@ -52,7 +52,7 @@ class NewJob:
     description: str | None
     data: bytes | None
     created_at: datetime
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
 
 @dataclass(frozen=True, slots=True)
