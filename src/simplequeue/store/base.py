@@ -17,9 +17,16 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from simplequeue.models import DEFAULT_MAX_ATTEMPTS, ClaimedJob, JobState, Stats, StoredJob
+from simplequeue.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_ERRORS_KEPT,
+    ClaimedJob,
+    JobState,
+    Stats,
+    StoredJob,
+)
 
 __all__ = [
     "Finish",
@@ -31,7 +38,11 @@ __all__ = [
     "StoreUnusable",
     "UnknownCursor",
     "WorkStore",
+    "decide",
+    "kept",
 ]
+
+T = TypeVar("T")
 
 
 class StoreUnusable(RuntimeError):
@@ -89,6 +100,30 @@ class Finished:
     finish: Finish
     job: StoredJob | None
     """The job as it is now (``None`` only for `Finish.UNKNOWN`)."""
+
+
+def decide(
+    state: JobState,
+    current: str | None,
+    lease_id: str | None,
+    attempts: int,
+    max_attempts: int,
+    outcome: Outcome,
+) -> tuple[Finish, JobState | None]:
+    """What ending an attempt does, for every store: the `Finish` to answer, and the job's new
+    state when it applies (``None`` otherwise). ``current`` is the lease the job holds (or the
+    one that finished it); ``lease_id`` the one the caller named, if any."""
+    if state != JobState.RUNNING or (lease_id is not None and current != lease_id):
+        if lease_id is None:
+            return Finish.NOT_RUNNING, None
+        repeated = state != JobState.RUNNING and current == lease_id
+        return (Finish.ALREADY_APPLIED if repeated else Finish.LEASE_LOST), None
+    return Finish.APPLIED, outcome.then if attempts < max_attempts else outcome.otherwise
+
+
+def kept(errors: list[T], entry: T) -> list[T]:
+    """A job's error history with ``entry`` added: the newest `MAX_ERRORS_KEPT`."""
+    return [*errors[-(MAX_ERRORS_KEPT - 1) :], entry]
 
 
 class WorkStore(Protocol):

@@ -13,14 +13,13 @@ from typing import Any
 import msgspec
 
 from simplequeue.models import (
-    MAX_ERRORS_KEPT,
     AttemptError,
     ClaimedJob,
     JobState,
     Stats,
     StoredJob,
 )
-from simplequeue.store.base import Finish, Finished, NewJob, Outcome, UnknownCursor
+from simplequeue.store.base import Finish, Finished, NewJob, Outcome, UnknownCursor, decide, kept
 
 
 class MemoryStore:
@@ -112,16 +111,14 @@ class MemoryStore:
         if job is None:
             return Finished(Finish.UNKNOWN, None)
         current, length = self._lease.get(job_id, (None, 0))
-        if job.state != JobState.RUNNING or (lease_id is not None and current != lease_id):
-            if lease_id is None:
-                return Finished(Finish.NOT_RUNNING, job)
-            repeated = job.state != JobState.RUNNING and current == lease_id
-            return Finished(Finish.ALREADY_APPLIED if repeated else Finish.LEASE_LOST, job)
-        state = outcome.then if job.attempts < job.max_attempts else outcome.otherwise
+        finish, state = decide(
+            job.state, current, lease_id, job.attempts, job.max_attempts, outcome
+        )
+        if state is None:
+            return Finished(finish, job)
         errors = job.errors
         if outcome.error is not None:
-            entry = AttemptError(attempt=job.attempts, at=now, error=outcome.error)
-            errors = [*errors[-(MAX_ERRORS_KEPT - 1) :], entry]
+            errors = kept(errors, AttemptError(attempt=job.attempts, at=now, error=outcome.error))
         requeued = state == JobState.SUBMITTED
         if requeued and outcome.run_at is not None:
             self._run_at[job_id] = outcome.run_at

@@ -38,7 +38,6 @@ import msgspec
 from simplequeue.errors import Unavailable
 from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
-    MAX_ERRORS_KEPT,
     STORE_TIMEOUT,
     AttemptError,
     ClaimedJob,
@@ -46,7 +45,16 @@ from simplequeue.models import (
     Stats,
     StoredJob,
 )
-from simplequeue.store.base import Finish, Finished, NewJob, Outcome, StoreUnusable, UnknownCursor
+from simplequeue.store.base import (
+    Finish,
+    Finished,
+    NewJob,
+    Outcome,
+    StoreUnusable,
+    UnknownCursor,
+    decide,
+    kept,
+)
 from simplequeue.store.sql import load_queries
 
 __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchronous"]
@@ -444,17 +452,12 @@ class SqliteStore:
         if row is None:
             return Finished(Finish.UNKNOWN, None)
         seq, state, attempts, max_attempts, current, _, errors = row
-        if state != JobState.RUNNING or (lease_id is not None and current != lease_id):
-            job = _job(conn.execute(Q["get"], {"job_id": job_id}).fetchone())
-            if lease_id is None:
-                return Finished(Finish.NOT_RUNNING, job)
-            repeated = state != JobState.RUNNING and current == lease_id
-            return Finished(Finish.ALREADY_APPLIED if repeated else Finish.LEASE_LOST, job)
-        new_state = outcome.then if attempts < max_attempts else outcome.otherwise
+        finish, new_state = decide(state, current, lease_id, attempts, max_attempts, outcome)
+        if new_state is None:
+            return Finished(finish, _job(conn.execute(Q["get"], {"job_id": job_id}).fetchone()))
         if outcome.error is not None:
             entry = {"attempt": attempts, "at": _timestamp(now), "error": outcome.error}
-            kept = msgspec.json.decode(errors)[-(MAX_ERRORS_KEPT - 1) :]
-            errors = msgspec.json.encode([*kept, entry]).decode()
+            errors = msgspec.json.encode(kept(msgspec.json.decode(errors), entry)).decode()
         requeued = new_state == JobState.SUBMITTED
         params = {
             "seq": seq,
