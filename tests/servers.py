@@ -1,4 +1,5 @@
-"""Real `sq serve` processes for tests that need one: concurrency, crashes, the CLI, a browser."""
+"""The servers tests talk to: the app in process (`open_client`), and real `sq serve` processes
+for tests that need one (concurrency, crashes, the CLI, a browser)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,28 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from litestar.testing import TestClient
+
+from simplequeue.server import Settings, create_app
+from simplequeue.store import MemoryStore
 
 # The address Litestar's TestClient requests go to. Its default, testserver.local, is not a name
 # the server answers to (guard.py: the Host check against DNS rebinding); a loopback one is.
 APP_URL = "http://127.0.0.1"
+
+
+def open_client(tmp_path: Path, backend: str, **settings: Any) -> TestClient[Any]:
+    """The app in process, on the ``memory`` store or on a SQLite file in ``tmp_path``."""
+    if backend == "memory":
+        return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
+    # No fsync per commit: these tests are about HTTP; durability has tests/test_crash.py.
+    db = str(tmp_path / "queue.db")
+    return TestClient(
+        create_app(Settings(db=db, synchronous="normal", **settings)), base_url=APP_URL
+    )
 
 
 def free_port() -> int:

@@ -15,9 +15,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from simplequeue.server import Settings, create_app
-from simplequeue.store import MemoryStore
-from tests.servers import APP_URL
+from tests.servers import open_client
 
 JOB_KEYS = {
     "jobId",
@@ -38,16 +36,6 @@ RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MIB = 1024 * 1024
 
 Client = TestClient[Any]
-
-
-def open_client(tmp_path: Path, backend: str, **settings: Any) -> Client:
-    if backend == "memory":
-        return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
-    # No fsync per commit: these tests are about HTTP; durability has tests/test_crash.py.
-    db = str(tmp_path / "queue.db")
-    return TestClient(
-        create_app(Settings(db=db, synchronous="normal", **settings)), base_url=APP_URL
-    )
 
 
 @pytest.fixture(params=["sqlite", "memory"])

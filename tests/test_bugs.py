@@ -40,18 +40,14 @@ from simplequeue.server import Settings, create_app
 from simplequeue.server.app import canonical_path
 from simplequeue.server.guard import LOOPBACK_HOSTS, allowed_hosts, is_json, refusal
 from simplequeue.store import MemoryStore, NewJob, SqliteStore
-from tests.servers import APP_URL, ServerProcess, free_port
+from tests.servers import APP_URL, ServerProcess, free_port, open_client
 
 Client = TestClient[Any]
 
 
 @pytest.fixture(params=["sqlite", "memory"])
 def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Client]:
-    if request.param == "memory":
-        app = create_app(store=MemoryStore())
-    else:
-        app = create_app(Settings(db=str(tmp_path / "queue.db"), synchronous="normal"))
-    with TestClient(app, base_url=APP_URL) as c:
+    with open_client(tmp_path, request.param) as c:
         yield c
 
 

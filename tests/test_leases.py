@@ -33,23 +33,12 @@ from simplequeue.models import (
     MAX_LEASE_SECONDS,
     MAX_WAIT_SECONDS,
 )
-from simplequeue.server import Settings, create_app
-from simplequeue.store import MemoryStore
-from tests.servers import APP_URL, ServerProcess
+from tests.servers import ServerProcess, open_client
 
 Client = TestClient[Any]
 Json = dict[str, Any]
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def open_client(tmp_path: Path, backend: str, **settings: Any) -> Client:
-    if backend == "memory":
-        return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
-    db = str(tmp_path / "queue.db")
-    return TestClient(
-        create_app(Settings(db=db, synchronous="normal", **settings)), base_url=APP_URL
-    )
 
 
 @pytest.fixture(params=["sqlite", "memory"])
