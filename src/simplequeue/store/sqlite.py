@@ -24,10 +24,12 @@ machine itself loses power.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -65,6 +67,8 @@ Synchronous = Literal["full", "normal"]
 SCHEMA_VERSION = 2
 READERS = 2
 """Reading connections, each on its own thread, beside the one writer."""
+GROUP_LIMIT = 256
+"""The most writes one transaction (one fsync) takes: a group never holds the lock long."""
 EXPIRE_BATCH = 500
 """Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
 Q = load_queries("sqlite.sql")
@@ -174,6 +178,64 @@ def _gave_up(timeout: float) -> Unavailable:
     )
 
 
+def _refusal(exc: BaseException) -> BaseException:
+    """What a write that raised ``exc`` answers: a 503 for an SQLite error that means "not
+    now", else the error itself."""
+    if isinstance(exc, sqlite3.Error):
+        return _unavailable(exc) or exc
+    return exc
+
+
+class _Write:
+    """One write waiting for the writer thread, and, once run, its outcome."""
+
+    __slots__ = ("deadline", "future", "loop", "otherwise", "outcome", "unless", "value", "work")
+
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], Any],
+        deadline: float,
+        future: asyncio.Future[Any],
+        loop: asyncio.AbstractEventLoop,
+        unless: Callable[[sqlite3.Connection], bool] | None,
+    ) -> None:
+        self.work = work
+        self.deadline = deadline
+        self.future = future
+        self.loop = loop
+        self.unless = unless
+        self.otherwise: Any = None
+        self.value: Any = None
+        self.outcome: tuple[bool, Any] | None = None
+
+    def settle(self, value: Any) -> None:
+        self.outcome = (True, value)
+
+    def fail(self, exc: BaseException) -> None:
+        self.outcome = (False, exc)
+
+
+def _answer(group: list[_Write]) -> None:
+    """Hand each write's outcome to its caller: one wake-up per event loop, not per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+    for write in group:
+        by_loop.setdefault(write.loop, []).append(write)
+    for loop, writes in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_deliver, writes)
+
+
+def _deliver(writes: list[_Write]) -> None:
+    for write in writes:
+        if write.future.done() or write.outcome is None:
+            continue  # cancelled by its caller (the write itself went ahead regardless)
+        succeeded, value = write.outcome
+        if succeeded:
+            write.future.set_result(value)
+        else:
+            write.future.set_exception(value)
+
+
 class SchemaTooNew(StoreUnusable):
     pass
 
@@ -193,51 +255,160 @@ class SqliteStore:
             if path == ":memory:"
             else ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="simplequeue-read")
         )
+        self._pending: deque[_Write] = deque()
+        self._draining = False
         self._reader = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
 
     # -- running calls on the store's threads ----------------------------------------------
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one write transaction on the writer thread, before the deadline."""
-        deadline = time.monotonic() + self.timeout
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._transaction, work, deadline)
+    async def _write(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        unless: Callable[[sqlite3.Connection], bool] | None = None,
+        otherwise: T | None = None,
+    ) -> T:
+        """Run ``work`` in a write transaction on the writer thread, before the deadline, and
+        return once that transaction is committed (group commit: see `_commit_group`).
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T], deadline: float) -> T:
+        ``unless``, if given, is a read made first on the writer's connection without taking
+        the lock: when it is true, ``work`` is not run and ``otherwise`` is the answer (an
+        empty queue's claim never takes the write lock, nor waits for the fsync of others).
+        """
+        loop = asyncio.get_running_loop()
+        write = _Write(work, time.monotonic() + self.timeout, loop.create_future(), loop, unless)
+        write.otherwise = otherwise
+        self._pending.append(write)
+        if not self._draining:
+            self._draining = True
+            self._writer.submit(self._drain)
+        result: T = await write.future
+        return result
+
+    def _drain(self) -> None:
+        """On the writer thread: commit what is pending, in groups, until nothing is.
+
+        Writes are appended by the event loop's thread, which sets ``_draining`` after the
+        append; this thread clears it and then looks once more, so no write is ever left
+        pending with no drain to take it."""
+        while True:
+            group: list[_Write] = []
+            while self._pending and len(group) < GROUP_LIMIT:
+                group.append(self._pending.popleft())
+            if not group:
+                self._draining = False
+                if not self._pending:
+                    return
+                self._draining = True
+                continue
+            try:
+                self._commit_group(group)
+            except BaseException as exc:  # a fault of the store itself: answer, never hang
+                if self._conn is not None and self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                for write in group:
+                    if write.outcome is None:
+                        write.fail(exc)
+                _answer(group)
+
+    def _commit_group(self, group: list[_Write]) -> None:
+        """Run every write of ``group`` in one transaction, each in a savepoint of its own, and
+        answer each only after the COMMIT that holds it.
+
+        One fsync then covers the whole group: under load, the writes that queued up during
+        one commit share the next. Each write is still decided as if it ran alone (a failing
+        one is rolled back to its savepoint and answered with its error, the others go on), and
+        none is answered before it is durable, so what an acknowledgement means is unchanged.
+        """
         conn = self._conn
         assert conn is not None, "the store is not open"
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:  # queued behind other writes for the whole timeout: don't start
-            raise _gave_up(self.timeout)
-        # SQLite waits for a busy lock up to this long; then BEGIN fails with SQLITE_BUSY.
-        conn.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
+        live: list[_Write] = []
+        for write in group:
+            if write.future.cancelled() and write.unless is not None:
+                continue  # nobody waits, and it would change nothing anyway
+            if write.unless is not None:
+                try:
+                    if write.unless(conn):
+                        write.settle(write.otherwise)
+                        continue
+                except sqlite3.Error as exc:
+                    write.fail(_unavailable(exc) or exc)
+                    continue
+            live.append(write)
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            live = self._begin(conn, live)
+        except BaseException as exc:
+            for write in live:
+                write.fail(exc)
+            live = []
+        if live:
+            self._run_group(conn, live)
+        _answer(group)
+
+    def _begin(self, conn: sqlite3.Connection, live: list[_Write]) -> list[_Write]:
+        """``BEGIN IMMEDIATE`` for ``live``, waiting for another process's lock no longer than
+        the earliest deadline; writes whose deadline passes meanwhile give up (503, nothing
+        changed) and the rest wait on. Returns the writes still to run (a transaction is open
+        when there are any)."""
+        while live:
+            now = time.monotonic()
+            expired = [write for write in live if write.deadline <= now]
+            for write in expired:  # queued behind others for the whole timeout: not started
+                write.fail(_gave_up(self.timeout))
+            live = [write for write in live if write.deadline > now]
+            if not live:
+                break
+            remaining = min(write.deadline for write in live) - now
+            # SQLite waits for a busy lock up to this long; then BEGIN fails with SQLITE_BUSY.
+            conn.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
             try:
-                result = work(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            try:
-                conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                # A commit that failed writing (a disk error, not a full disk, which SQLite
-                # finds before it writes) may still be in the WAL, and replayed: the honest
-                # answer is the 500's "the server failed", never a 503's "nothing changed".
-                if exc.sqlite_errorcode & 0xFF == _IOERR:
-                    raise RuntimeError(f"the store failed while committing: {exc}") from exc
-                raise
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_BUSY, _LOCKED):
+                    continue  # the earliest deadline has passed: fail those, try for the rest
+                raise _unavailable(exc) or exc from None
+            break
+        return live
+
+    def _run_group(self, conn: sqlite3.Connection, live: list[_Write]) -> None:
+        done: list[_Write] = []
+        for write in live:
+            conn.execute("SAVEPOINT one_write")
+            try:
+                write.value = write.work(conn)
+            except BaseException as exc:
+                if not conn.in_transaction:
+                    # SQLite rolled the whole transaction back (a full disk can do that): the
+                    # writes before this one are undone too, and nothing was answered yet.
+                    for other in [*done, *live[live.index(write) :]]:
+                        other.fail(_refusal(exc))
+                    return
+                conn.execute("ROLLBACK TO one_write")
+                conn.execute("RELEASE one_write")
+                write.fail(_refusal(exc))
+                continue
+            conn.execute("RELEASE one_write")
+            done.append(write)
+        try:
+            conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            if (unavailable := _unavailable(exc)) is None:
-                raise
-            if exc.sqlite_errorcode & 0xFF in (_BUSY, _LOCKED):
-                raise _gave_up(self.timeout) from None
-            raise unavailable from None
-        return result
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            # A commit that failed writing (a disk error, not a full disk, which SQLite finds
+            # before it writes) may still be in the WAL, and replayed: the honest answer is the
+            # 500's "the server failed", never a 503's "nothing changed".
+            error: BaseException
+            if exc.sqlite_errorcode & 0xFF == _IOERR:
+                error = RuntimeError(f"the store failed while committing: {exc}")
+            else:
+                error = _unavailable(exc) or exc
+            for write in done:
+                write.fail(error)
+            return
+        for write in done:
+            write.settle(write.value)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on a reading connection: it sees the last commit, and waits for none."""
@@ -402,11 +573,11 @@ class SqliteStore:
                 claimed.append(_claimed(conn.execute(Q["claim"], params).fetchone()))
             return claimed
 
-        if not await self._read(
-            lambda conn: bool(conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone())
-        ):
-            return []  # an empty queue is answered without taking the write lock
-        return await self._write(claim)
+        def nothing_due(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone() is None
+
+        # An empty queue is answered without taking the write lock.
+        return await self._write(claim, unless=nothing_due, otherwise=[])
 
     async def heartbeat(
         self, job_id: str, lease_id: str, now: datetime, lease_seconds: int | None
@@ -485,12 +656,11 @@ class SqliteStore:
                 self._finish(conn, job_id, lease_id, outcome, now, keep_lease=False)
             return len(expired)
 
-        # Most calls find nothing: look on a reader first, and take the lock only for work.
-        if not await self._read(
-            lambda conn: conn.execute(Q["expired"], {"now": at, "limit": 1}).fetchone()
-        ):
-            return 0
-        return await self._write(expire)
+        def none_expired(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["expired"], {"now": at, "limit": 1}).fetchone() is None
+
+        # Most calls find nothing: they look first, and take the lock only for work.
+        return await self._write(expire, unless=none_expired, otherwise=0)
 
     async def next_due(self) -> datetime | None:
         def read(conn: sqlite3.Connection) -> datetime | None:
