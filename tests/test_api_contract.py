@@ -15,6 +15,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
+from simplequeue.models import MAX_BATCH
 from tests.servers import open_client
 
 JOB_KEYS = {
@@ -702,11 +703,16 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
             content = operation["responses"][code]["content"]
             assert "application/problem+json" in content, (path, code)
     for path, field in (("/jobs/submit", "jobId"), ("/jobs/complete", "status")):
-        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
-        assert field in body["properties"]
-        assert body["additionalProperties"] is False
+        # One object, or an array of them (a batch, CONTRACT §10).
+        one, many = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"][
+            "oneOf"
+        ]
+        assert field in one["properties"]
+        assert one["additionalProperties"] is False
+        assert (many["type"], many["items"]["anyOf"][0], many["minItems"]) == ("array", one, 1)
+        assert many["maxItems"] == MAX_BATCH
     submit_schema = paths["/jobs/submit"]["post"]["requestBody"]["content"]["application/json"]
-    assert "state" not in submit_schema["schema"]["properties"]
+    assert "state" not in submit_schema["schema"]["oneOf"][0]["properties"]
     query = {p["name"] for p in paths["/jobs"]["get"]["parameters"]}
     assert {"state", "limit", "after"} <= query
     for ref in set(refs(doc)):

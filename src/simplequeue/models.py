@@ -14,6 +14,8 @@ from urllib.parse import quote
 import msgspec
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_CLAIM_COUNT",
     "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
     "RETRY_BACKOFF",
@@ -24,6 +26,7 @@ __all__ = [
     "CompletionStatus",
     "Health",
     "HeartbeatRequest",
+    "ItemResult",
     "Job",
     "JobState",
     "Order",
@@ -107,6 +110,11 @@ MAX_ERROR_LENGTH = 4096
 """The longest error text a worker may report; longer texts are refused, not cut."""
 MAX_ERRORS_KEPT = 20
 """How many attempts' errors a job keeps, the newest."""
+MAX_BATCH = 1000
+"""The most jobs one ``POST /jobs/submit`` or completions one ``POST /jobs/complete`` may carry
+as a JSON array (CONTRACT §10)."""
+MAX_CLAIM_COUNT = 100
+"""The most jobs one ``GET /jobs/next?count=`` may hand out."""
 
 Error = Annotated[
     str,
@@ -275,6 +283,16 @@ class HeartbeatRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unkn
         _check_job_id(self.job_id)
         if self.lease_seconds is not None:
             self.lease_seconds = int(self.lease_seconds)
+
+
+class ItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One item's answer in a batch (CONTRACT §10), decided as if it had been sent alone:
+    ``status`` is the HTTP status that request would have had; ``job`` goes with a success
+    (201 or 200), ``detail`` (the problem's detail) with a refusal (400, 404 or 409)."""
+
+    status: int
+    job: StoredJob | None = None
+    detail: str | None = None
 
 
 class Stats(msgspec.Struct, kw_only=True):

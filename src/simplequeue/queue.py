@@ -10,7 +10,7 @@ import asyncio
 import enum
 import logging
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +36,15 @@ from simplequeue.models import (
     StoredJob,
     SubmitRequest,
 )
-from simplequeue.store.base import Finish, NewJob, Outcome, Store, UnknownCursor
+from simplequeue.store.base import (
+    Ending,
+    Finish,
+    Finished,
+    NewJob,
+    Outcome,
+    Store,
+    UnknownCursor,
+)
 from simplequeue.waiters import Waiters
 
 __all__ = [
@@ -90,6 +98,25 @@ def _differing_fields(stored: StoredJob, new: NewJob) -> list[str]:
     if stored.max_attempts != new.max_attempts:
         differs.append("maxAttempts")
     return differs
+
+
+def _completed(request: CompleteRequest, done: Finished) -> StoredJob:
+    """What a completion answers, given what the store did: the job, or the error to raise."""
+    job_id, job = request.job_id, done.job
+    if job is None:
+        raise JobNotFound(f"no job has jobId {job_id!r}")
+    if done.finish in (Finish.APPLIED, Finish.ALREADY_APPLIED):
+        return job
+    if done.finish is Finish.LEASE_LOST and request.lease_id is not None:
+        raise _lease_lost(job_id)
+    if job.state.value == request.status.value:
+        return job  # without a lease: the same final status again, a retried call
+    if job.state == JobState.SUBMITTED:
+        raise JobConflict(
+            f"job {job_id!r} is submitted and was never handed out by /jobs/next; "
+            "only a running job can be completed"
+        )
+    raise JobConflict(f"job {job_id!r} already finished as {job.state.value}; it stays so")
 
 
 class Event(enum.Enum):
@@ -156,17 +183,41 @@ class Queue:
 
         ``data`` is the JSON text of ``request.data`` as the client sent it: that is what is
         stored and compared (``request.data`` is only its checked, decoded twin)."""
-        max_attempts = int(request.max_attempts or self.rules.max_attempts)
-        new = NewJob(request.job_id, request.description, data, self._clock(), max_attempts)
-        job, created = await self.store.submit(new)
-        if not created and (differs := _differing_fields(job, new)):
-            raise JobConflict(
-                f"job {job.job_id!r} was already submitted with a different "
-                f"{' and '.join(differs)}; nothing was changed"
+        (submitted,) = await self.submit_many([(request, data)])
+        if isinstance(submitted, JobConflict):
+            raise submitted
+        return submitted
+
+    async def submit_many(
+        self, requests: Sequence[tuple[SubmitRequest, bytes | None]]
+    ) -> list[Submitted | JobConflict]:
+        """`submit` for each request in turn, all stored in one commit: each is decided as if
+        it had been sent alone (a conflict is that item's answer, not the batch's)."""
+        now = self._clock()
+        new = [
+            NewJob(
+                request.job_id,
+                request.description,
+                data,
+                now,
+                int(request.max_attempts or self.rules.max_attempts),
             )
-        if created:
+            for request, data in requests
+        ]
+        answers: list[Submitted | JobConflict] = []
+        for sent, (job, created) in zip(new, await self.store.submit_many(new), strict=True):
+            if not created and (differs := _differing_fields(job, sent)):
+                answers.append(
+                    JobConflict(
+                        f"job {job.job_id!r} was already submitted with a different "
+                        f"{' and '.join(differs)}; nothing was changed"
+                    )
+                )
+            else:
+                answers.append(Submitted(job, created))
+        if any(isinstance(answer, Submitted) and answer.created for answer in answers):
             self._waiters.wake()
-        return Submitted(job, created)
+        return answers
 
     async def next(
         self, *, lease_seconds: int | None = None, wait: float = 0.0, count: int = 1
@@ -221,7 +272,30 @@ class Queue:
         """End the running attempt. With a lease, only while it is the job's current one;
         repeating an applied completion is answered with the job as it is; anything else is a
         conflict. ``result`` is the JSON text of ``request.result`` as sent."""
-        job_id, lease_id = request.job_id, request.lease_id
+        (completed,) = await self.complete_many([(request, result)])
+        if isinstance(completed, SimpleQueueError):
+            raise completed
+        return completed
+
+    async def complete_many(
+        self, requests: Sequence[tuple[CompleteRequest, bytes | None]]
+    ) -> list[StoredJob | JobConflict | JobNotFound]:
+        """`complete` for each request in turn, all in one commit, each decided as if it had
+        been sent alone: its answer is the job, or the error a single call would raise."""
+        endings = [await self._ending(request, result) for request, result in requests]
+        done = await self.store.finish_many(endings, self._clock())
+        answers: list[StoredJob | JobConflict | JobNotFound] = []
+        for (request, _), ending, finished in zip(requests, endings, done, strict=True):
+            run_at = ending.outcome.run_at
+            if run_at is not None and finished.finish is Finish.APPLIED:
+                self._wake_at(run_at)  # the retried job falls due then: waiters hear at once
+            try:
+                answers.append(_completed(request, finished))
+            except (JobConflict, JobNotFound) as exc:
+                answers.append(exc)
+        return answers
+
+    async def _ending(self, request: CompleteRequest, result: bytes | None) -> Ending:
         if request.status == CompletionStatus.SUCCEEDED:
             event = Event.SUCCEED
         else:
@@ -229,27 +303,9 @@ class Queue:
         error = None if event is Event.SUCCEED else (request.error or "failed")
         run_at = None
         if event is Event.RETRY:
-            run_at = self._clock() + await self._backoff(job_id)
-        now = self._clock()
+            run_at = self._clock() + await self._backoff(request.job_id)
         outcome = Outcome(*TRANSITIONS[event], result=result, error=error, run_at=run_at)
-        done = await self.store.finish(job_id, lease_id, outcome, now)
-        if run_at is not None and done.finish is Finish.APPLIED:
-            self._wake_at(run_at)  # the retried job falls due then: waiters hear of it at once
-        job = done.job
-        if job is None:
-            raise JobNotFound(f"no job has jobId {job_id!r}")
-        if done.finish in (Finish.APPLIED, Finish.ALREADY_APPLIED):
-            return job
-        if done.finish is Finish.LEASE_LOST and lease_id is not None:
-            raise _lease_lost(job_id)
-        if job.state.value == request.status.value:
-            return job  # without a lease: the same final status again, a retried call
-        if job.state == JobState.SUBMITTED:
-            raise JobConflict(
-                f"job {job_id!r} is submitted and was never handed out by /jobs/next; "
-                "only a running job can be completed"
-            )
-        raise JobConflict(f"job {job_id!r} already finished as {job.state.value}; it stays so")
+        return Ending(request.job_id, request.lease_id, outcome)
 
     async def _backoff(self, job_id: str) -> timedelta:
         # Exponential in the attempts made, with jitter so that jobs failing together do not

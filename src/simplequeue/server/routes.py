@@ -17,8 +17,10 @@ from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from simplequeue import jsontext
-from simplequeue.errors import InvalidRequest
+from simplequeue.errors import InvalidRequest, SimpleQueueError
 from simplequeue.models import (
+    MAX_BATCH,
+    MAX_CLAIM_COUNT,
     MAX_JOB_ID_LENGTH,
     MAX_LEASE_SECONDS,
     MAX_WAIT_SECONDS,
@@ -26,6 +28,7 @@ from simplequeue.models import (
     CompleteRequest,
     Health,
     HeartbeatRequest,
+    ItemResult,
     JobState,
     Order,
     Problem,
@@ -47,8 +50,9 @@ NEXT_PATH = "/jobs/next"
 HEALTH_PATH = "/health"
 
 
-def _with_body(model: type[Any]) -> type[Operation]:
-    """An OpenAPI operation whose request body is ``model``'s own msgspec schema.
+def _with_body(model: type[Any], *, batch: bool = False) -> type[Operation]:
+    """An OpenAPI operation whose request body is ``model``'s own msgspec schema (or, with
+    ``batch``, either that or an array of 1 to `MAX_BATCH` of them: CONTRACT §10).
 
     Handlers read the raw body and decode it with msgspec themselves (strict, and with the
     failing field's path in the message), rather than through Litestar's ``data`` binding, which
@@ -71,10 +75,19 @@ def _with_body(model: type[Any]) -> type[Operation]:
             return [inline(item) for item in node]
         return node
 
-    body = RequestBody(
-        content={"application/json": OpenAPIMediaType(schema=inline(components[model.__name__]))},
-        required=True,
-    )
+    schema = inline(components[model.__name__])
+    if batch:
+        # Each item is decided on its own (CONTRACT §10): one that is not a valid body is that
+        # item's 400 inside the batch's 200, so the array takes any item, and says so.
+        refused = {"description": "Any other value: refused on its own, as that item's 400."}
+        items = {
+            "type": "array",
+            "items": {"anyOf": [schema, refused]},
+            "minItems": 1,
+            "maxItems": MAX_BATCH,
+        }
+        schema = {"oneOf": [schema, items]}
+    body = RequestBody(content={"application/json": OpenAPIMediaType(schema=schema)}, required=True)
 
     @dataclass
     class WithBody(Operation):
@@ -92,11 +105,14 @@ class _Texts(msgspec.Struct):
 
 
 async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
-    """The body as ``model``, or a 400 naming what is wrong. Besides the model's own rules, a
+    """The body as ``model``, or a 400 naming what is wrong (see `_decode_one`)."""
+    return _decode_one(await request.body(), model, request.app.state.settings.max_json_depth)
+
+
+def _decode_one(body: bytes, model: type[T], max_depth: int) -> T:
+    """``body`` as ``model``, or a 400 naming what is wrong. Besides the model's own rules, a
     body may not nest deeper than the server allows, nor name a key twice in one object (which
     value was meant is ambiguous): both are refused before anything is stored."""
-    body = await request.body()
-    max_depth: int = request.app.state.settings.max_json_depth
     too_deep = InvalidRequest(
         f"the request body nests too deeply: `data` and `result` may nest at most {max_depth} "
         "levels"
@@ -122,11 +138,66 @@ async def _decode(request: Request[Any, Any, Any], model: type[T]) -> T:
     return decoded
 
 
-async def _text(request: Request[Any, Any, Any], field: str) -> bytes | None:
+def _text_of(body: bytes, field: str) -> bytes | None:
     """The JSON text of the body's ``field`` as sent, or ``None`` when it is absent or null."""
-    texts = msgspec.json.decode(await request.body(), type=_Texts)
-    text = bytes(getattr(texts, field))
+    text = bytes(getattr(msgspec.json.decode(body, type=_Texts), field))
     return None if text == b"null" else text
+
+
+async def _text(request: Request[Any, Any, Any], field: str) -> bytes | None:
+    return _text_of(await request.body(), field)
+
+
+def _is_batch(body: bytes) -> bool:
+    """Whether the body is a JSON array (CONTRACT §10) rather than one object."""
+    return body.lstrip(b" \t\r\n")[:1] == b"["
+
+
+def _items(body: bytes, max_depth: int) -> list[bytes]:
+    """The items of a batch body, each as the JSON text sent, or a 400 for the whole batch."""
+    try:
+        items = msgspec.json.decode(body, type=list[msgspec.Raw])
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest(
+            f"the request body nests too deeply: `data` and `result` may nest at most "
+            f"{max_depth} levels"
+        ) from None
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidRequest(
+            f"a batch holds 1 to {MAX_BATCH} items, got {len(items)}; send more batches"
+        )
+    return [bytes(item) for item in items]
+
+
+def _batch(
+    body: bytes, model: type[T], field: str, max_depth: int
+) -> tuple[list[ItemResult | None], list[tuple[T, bytes | None]]]:
+    """Decode each item of a batch on its own: a slot per item, ``None`` for those that are
+    valid (listed in order beside it, with their raw ``field``), a 400 result for the others."""
+    slots: list[ItemResult | None] = []
+    valid: list[tuple[T, bytes | None]] = []
+    for item in _items(body, max_depth):
+        try:
+            valid.append((_decode_one(item, model, max_depth), _text_of(item, field)))
+            slots.append(None)
+        except InvalidRequest as exc:
+            detail = exc.detail.replace("request body", "item", 1)
+            slots.append(ItemResult(status=400, detail=detail))
+    return slots, valid
+
+
+def _merge(slots: list[ItemResult | None], answers: list[ItemResult]) -> list[ItemResult]:
+    """The batch's answer in order: each valid item's answer in its slot."""
+    done = iter(answers)
+    return [slot if slot is not None else next(done) for slot in slots]
+
+
+def _refused(exc: SimpleQueueError) -> ItemResult:
+    return ItemResult(status=exc.status_code, detail=exc.detail)
 
 
 async def _unless_gone(request: Request[Any, Any, Any], work: Awaitable[T]) -> T | None:
@@ -164,19 +235,33 @@ def _problems(*codes: int) -> dict[int, ResponseSpec]:
     status_code=HTTP_201_CREATED,
     responses={
         HTTP_200_OK: ResponseSpec(
-            data_container=StoredJob,
-            description="Already submitted with the same content; unchanged",
+            data_container=StoredJob | list[ItemResult],
+            generate_examples=False,
+            description="Already submitted with the same content, unchanged; or, for an array "
+            "of jobs, one result per item, in order",
         ),
         **_problems(400, 403, 409, 413, 415, 503),
     },
-    operation_class=_with_body(SubmitRequest),
+    operation_class=_with_body(SubmitRequest, batch=True),
     tags=["jobs"],
 )
 async def submit(
     request: Request[Any, Any, Any], queue: NamedDependency[Queue]
-) -> Response[StoredJob]:
-    body = await _decode(request, SubmitRequest)
-    submitted = await queue.submit(body, await _text(request, "data"))
+) -> Response[StoredJob | list[ItemResult]]:
+    body = await request.body()
+    max_depth: int = request.app.state.settings.max_json_depth
+    if _is_batch(body):
+        slots, valid = _batch(body, SubmitRequest, "data", max_depth)
+        answers = [
+            _refused(done)
+            if isinstance(done, SimpleQueueError)
+            else ItemResult(status=HTTP_201_CREATED if done.created else HTTP_200_OK, job=done.job)
+            for done in (await queue.submit_many(valid) if valid else [])
+        ]
+        return Response(_merge(slots, answers), status_code=HTTP_200_OK)
+    submitted = await queue.submit(
+        _decode_one(body, SubmitRequest, max_depth), _text_of(body, "data")
+    )
     if submitted.created:
         return Response(
             submitted.job,
@@ -212,10 +297,21 @@ async def next_job(
             ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for a job (long-poll)."
         ),
     ] = 0,
-) -> Response[ClaimedJob | None]:
-    claim = queue.next(lease_seconds=lease, wait=wait)
+    count: Annotated[
+        int | None,
+        QueryParameter(
+            ge=1,
+            le=MAX_CLAIM_COUNT,
+            description="Up to this many jobs, as an array (`[]` when none), each under a "
+            "lease of its own.",
+        ),
+    ] = None,
+) -> Response[ClaimedJob | list[ClaimedJob] | None]:
+    claim = queue.next(lease_seconds=lease, wait=wait, count=count or 1)
     # A caller that goes away while it waits is given no job (its claim is undone).
-    jobs = await (_unless_gone(request, claim) if wait > 0 else claim)
+    jobs = await (_unless_gone(request, claim) if wait > 0 else claim) or []
+    if count is not None:
+        return Response(jobs)
     if not jobs:
         return Response(None, status_code=HTTP_204_NO_CONTENT)
     return Response(jobs[0])
@@ -246,12 +342,26 @@ async def heartbeat(request: Request[Any, Any, Any], queue: NamedDependency[Queu
     "applied completion is answered 200 with the job as it is; any other transition is 409.",
     status_code=HTTP_200_OK,
     responses=_problems(400, 403, 404, 409, 413, 415, 503),
-    operation_class=_with_body(CompleteRequest),
+    operation_class=_with_body(CompleteRequest, batch=True),
     tags=["jobs"],
 )
-async def complete(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> StoredJob:
-    body = await _decode(request, CompleteRequest)
-    return await queue.complete(body, await _text(request, "result"))
+async def complete(
+    request: Request[Any, Any, Any], queue: NamedDependency[Queue]
+) -> StoredJob | list[ItemResult]:
+    body = await request.body()
+    max_depth: int = request.app.state.settings.max_json_depth
+    if _is_batch(body):
+        slots, valid = _batch(body, CompleteRequest, "result", max_depth)
+        answers = [
+            _refused(done)
+            if isinstance(done, SimpleQueueError)
+            else ItemResult(status=HTTP_200_OK, job=done)
+            for done in (await queue.complete_many(valid) if valid else [])
+        ]
+        return _merge(slots, answers)
+    return await queue.complete(
+        _decode_one(body, CompleteRequest, max_depth), _text_of(body, "result")
+    )
 
 
 def _path_job_id(request: Request[Any, Any, Any]) -> str:

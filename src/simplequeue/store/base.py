@@ -14,10 +14,10 @@ caller must interpret.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from simplequeue.models import (
     DEFAULT_MAX_ATTEMPTS,
@@ -29,6 +29,7 @@ from simplequeue.models import (
 )
 
 __all__ = [
+    "Ending",
     "Finish",
     "Finished",
     "NewJob",
@@ -78,6 +79,15 @@ class Outcome:
     result: bytes | None = None
     error: str | None = None
     run_at: datetime | None = None
+
+
+class Ending(NamedTuple):
+    """One attempt to end, in `WorkStore.finish_many`: the job, the lease named (if any), and
+    how it ends."""
+
+    job_id: str
+    lease_id: str | None
+    outcome: Outcome
 
 
 class Finish(enum.Enum):
@@ -130,6 +140,10 @@ class WorkStore(Protocol):
     async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
         """Insert the job unless its id exists. Returns the stored job and whether it was new."""
 
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
+        """`submit` for each job in turn, all in one atomic step (one commit): a later job with
+        the id of an earlier one finds it stored."""
+
     async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
         """Hand out up to ``limit`` due ``submitted`` jobs, oldest first: each becomes
         ``running`` at ``now`` with one more attempt and a new, unguessable lease ending
@@ -147,6 +161,9 @@ class WorkStore(Protocol):
         """End the running attempt as ``outcome`` says. With ``lease_id``: only while it is the
         job's current lease; a repeat by the lease that finished it is `ALREADY_APPLIED`. Without:
         whatever attempt is running; a job not running is `NOT_RUNNING`."""
+
+    async def finish_many(self, endings: Sequence[Ending], now: datetime) -> list[Finished]:
+        """`finish` for each ending in turn, all in one atomic step (one commit)."""
 
     async def release(self, job_id: str, lease_id: str) -> None:
         """Undo a claim whose caller went away before it got the answer: the job is

@@ -6,7 +6,7 @@ Every method runs without awaiting, so on one event loop each is atomic.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,16 @@ from simplequeue.models import (
     Stats,
     StoredJob,
 )
-from simplequeue.store.base import Finish, Finished, NewJob, Outcome, UnknownCursor, decide, kept
+from simplequeue.store.base import (
+    Ending,
+    Finish,
+    Finished,
+    NewJob,
+    Outcome,
+    UnknownCursor,
+    decide,
+    kept,
+)
 
 
 class MemoryStore:
@@ -37,6 +46,12 @@ class MemoryStore:
         pass
 
     async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
+        return self._submit(job)
+
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
+        return [self._submit(job) for job in jobs]
+
+    def _submit(self, job: NewJob) -> tuple[StoredJob, bool]:
         if (stored := self._jobs.get(job.job_id)) is not None:
             return stored, False
         stored = StoredJob(
@@ -97,6 +112,12 @@ class MemoryStore:
         self, job_id: str, lease_id: str | None, outcome: Outcome, now: datetime
     ) -> Finished:
         return self._finish(job_id, lease_id, outcome, now, keep_lease=True)
+
+    async def finish_many(self, endings: Sequence[Ending], now: datetime) -> list[Finished]:
+        return [
+            self._finish(job_id, lease_id, outcome, now, keep_lease=True)
+            for job_id, lease_id, outcome in endings
+        ]
 
     def _finish(
         self,

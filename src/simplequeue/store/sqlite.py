@@ -30,7 +30,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -48,6 +48,7 @@ from simplequeue.models import (
     StoredJob,
 )
 from simplequeue.store.base import (
+    Ending,
     Finish,
     Finished,
     NewJob,
@@ -540,18 +541,28 @@ class SqliteStore:
     # the COMMIT, so an error answer always means nothing changed.
 
     async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
-        params = {
-            "job_id": job.job_id,
-            "description": job.description,
-            "data": None if job.data is None else job.data.decode(),
-            "created_at": _timestamp(job.created_at),
-            "max_attempts": job.max_attempts,
-        }
+        return (await self.submit_many([job]))[0]
 
-        def insert_or_read(conn: sqlite3.Connection) -> tuple[StoredJob, bool]:
-            if row := conn.execute(Q["submit"], params).fetchone():
-                return _job(row), True
-            return _job(conn.execute(Q["get"], params).fetchone()), False
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
+        params = [
+            {
+                "job_id": job.job_id,
+                "description": job.description,
+                "data": None if job.data is None else job.data.decode(),
+                "created_at": _timestamp(job.created_at),
+                "max_attempts": job.max_attempts,
+            }
+            for job in jobs
+        ]
+
+        def insert_or_read(conn: sqlite3.Connection) -> list[tuple[StoredJob, bool]]:
+            done = []
+            for one in params:
+                if row := conn.execute(Q["submit"], one).fetchone():
+                    done.append((_job(row), True))
+                else:
+                    done.append((_job(conn.execute(Q["get"], one).fetchone()), False))
+            return done
 
         return await self._write(insert_or_read)
 
@@ -604,8 +615,14 @@ class SqliteStore:
     async def finish(
         self, job_id: str, lease_id: str | None, outcome: Outcome, now: datetime
     ) -> Finished:
-        def finish(conn: sqlite3.Connection) -> Finished:
-            return self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True)
+        return (await self.finish_many([Ending(job_id, lease_id, outcome)], now))[0]
+
+    async def finish_many(self, endings: Sequence[Ending], now: datetime) -> list[Finished]:
+        def finish(conn: sqlite3.Connection) -> list[Finished]:
+            return [
+                self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True)
+                for job_id, lease_id, outcome in endings
+            ]
 
         return await self._write(finish)
 
