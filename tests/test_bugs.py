@@ -172,7 +172,8 @@ def test_bug06_completing_twice_never_flips_the_outcome(
     [
         ("/jobs/submit", b"{not json"),
         ("/jobs/submit", b""),
-        ("/jobs/submit", b"[1, 2]"),
+        ("/jobs/submit", b"[1, 2"),
+        ("/jobs/submit", b"[]"),
         ("/jobs/submit", b'{"jobId": 42}'),
         ("/jobs/submit", b'{"jobId": "x", "data": [1]}'),
         ("/jobs/submit", b'{"jobId": "x", "data": "text"}'),
@@ -791,7 +792,7 @@ def test_bug20_second_server_on_a_port_in_use_exits_with_one_line(
 def test_bug23_access_log_escapes_control_characters(
     serve: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
-    server = serve(None, "--log-level", "info")
+    server = serve(None, "--log-level", "info", "--access-log")
     assert server.log_path is not None
     forged = "2026-01-01 00:00:00,000 INFO simplequeue.server: FORGED admin logged in"
     paths = [

@@ -25,14 +25,15 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import msgspec
 import typer
-from rich.console import Console, RenderableType
+from rich.console import Console, Group, RenderableType
 
 from simplequeue.cli import render
-from simplequeue.client import DEFAULT_URL, Client, Order
+from simplequeue.client import DEFAULT_URL, BatchResult, Client, Order
 from simplequeue.client.base import TIMEOUT, URL_ENV
 from simplequeue.errors import ConnectionFailed, LeaseLost, RequestError, SimpleQueueError
 from simplequeue.inert import inert_json, one_line
 from simplequeue.models import (
+    MAX_CLAIM_COUNT,
     MAX_ERROR_LENGTH,
     MAX_WAIT_SECONDS,
     CompletionStatus,
@@ -130,6 +131,13 @@ def serve(
     ] = "full",
     max_body_size: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = MIB,
     log_level: Annotated[LogLevel, typer.Option(help="Logging level.")] = "info",
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log",
+            help="Log one line per request (at info). Off by default: it costs throughput.",
+        ),
+    ] = False,
     max_connections: Annotated[
         int, typer.Option(min=1, help="Connections served at once; more wait in the backlog.")
     ] = MAX_CONNECTIONS,
@@ -195,6 +203,7 @@ def serve(
         allowed_hosts=tuple(allowed_host or ()),
         port=port,
         log_level=log_level,
+        access_log=access_log,
         max_connections=max_connections,
         backlog=backlog,
         header_timeout=header_timeout,
@@ -318,18 +327,75 @@ def submit(
             help="How many times it may be handed out (default: the server's --max-attempts).",
         ),
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            metavar="FILE",
+            help="Submit many: one job a line as JSON (jobId, description, data, maxAttempts), "
+            "from FILE or - for standard input; sent in batches.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Submit a job. Submitting the same id with the same content again changes nothing.
+    """Submit a job, or many with --from. The same id with the same content again changes
+    nothing. With --from: one summary line; each refused job is a line on stderr naming its
+    line, and the exit code is 1.
 
     Example: sq submit --id invoice-42 --description "send invoice" --data '{"amount": 12}'
+
+    Example: jq -c '{jobId: .id, data: .}' invoices.json | sq submit --from -
     """
+    if source is not None:
+        given = [name for name, value in _single_options(job_id, description, data, max_attempts)]
+        if given:
+            fail(f"--from takes every job from its lines: {given[0]} goes in them", Exit.USAGE)
+        _submit_lines(ctx, source, as_json)
+        return
     payload = None if data is None else _read_data(data)
     with _client(ctx) as client:
         job = client.submit(
             job_id or str(uuid.uuid4()), description, payload, max_attempts=max_attempts
         )
     _show(job, as_json, render.job_table(job, _now()))
+
+
+def _single_options(*values: object) -> list[tuple[str, object]]:
+    names = ("--id", "--description", "--data", "--max-attempts")
+    return [(name, value) for name, value in zip(names, values, strict=True) if value is not None]
+
+
+def _submit_lines(ctx: typer.Context, source: str, as_json: bool) -> None:
+    """``sq submit --from``: every line read and checked before the first batch is sent."""
+    from simplequeue.cli import ndjson
+
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"--from: cannot read {source!r}: {exc.strerror}", Exit.USAGE)
+    except UnicodeDecodeError as exc:
+        fail(f"--from: {source!r} is not UTF-8 text ({exc.reason})", Exit.USAGE)
+    try:
+        lines = ndjson.parse(text)
+    except ndjson.BadLine as exc:
+        fail(f"--from: {exc}", Exit.USAGE)
+    with _client(ctx) as client:
+        results = client.submit_many(line.job for line in lines)
+    if as_json:
+        answer = [{"status": r.status, "job": r.job} if r.ok else _refusal(r) for r in results]
+        _show(answer, True, "")
+    else:
+        typer.echo(ndjson.summary(results))
+    refused = [(line, r.error) for line, r in zip(lines, results, strict=True) if r.error]
+    for line, error in refused:
+        typer.echo(f"sq: line {line.number}: {one_line(error.detail)}", err=True)
+    if refused:
+        raise typer.Exit(Exit.REFUSED)
+
+
+def _refusal(result: BatchResult) -> dict[str, object]:
+    detail = result.error.detail if result.error else ""
+    return {"status": result.status, "detail": detail}
 
 
 LeaseOption = Annotated[
@@ -357,6 +423,15 @@ def next_(
         ),
     ] = 0,
     lease: LeaseOption = None,
+    count: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_CLAIM_COUNT,
+            help="Take up to this many jobs at once, each under its own lease "
+            "(--json: an array).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Take the next job (it becomes running, under a lease). Exit code 3 when none came.
@@ -365,13 +440,21 @@ def next_(
     `sq complete --lease` name.
 
     Example: job=$(sq next --wait 30 --lease 600 --json) && echo "$job" | jq -r .leaseId
+
+    Example: sq next --count 10 --json | jq -c '.[]'
     """
     with _client(ctx, waits=wait) as client:
-        job = client.next(wait=wait or None, lease=lease)
-    if job is None:
+        if count is None:
+            job = client.next(wait=wait or None, lease=lease)
+            jobs = [] if job is None else [job]
+        else:
+            jobs = client.next(wait=wait or None, lease=lease, count=count)
+    if not jobs:
         typer.echo("sq: the queue is empty", err=True)
         raise typer.Exit(Exit.EMPTY)
-    _show(job, as_json, render.job_table(job, _now()))
+    now = _now()
+    tables = Group(*(render.job_table(job, now) for job in jobs))
+    _show(jobs if count is not None else jobs[0], as_json, tables)
 
 
 @app.command()
@@ -555,6 +638,14 @@ def work(
     concurrency: Annotated[
         int, typer.Option(min=1, help="How many jobs (commands) to run at once.")
     ] = 1,
+    prefetch: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Hold this many jobs more than are running, so a command that ends finds the "
+            "next at hand; each waits for a free slot, and for its lease if sq work dies.",
+        ),
+    ] = WORK_PREFETCH,
     lease: LeaseOption = None,
 ) -> None:
     """Be a worker: run COMMAND for each job, complete the job by how it ended.
@@ -577,7 +668,7 @@ def work(
         worker.note(
             f"taking jobs from {client.url}, {concurrency} at a time; Ctrl-C or SIGTERM stops"
         )
-        run(client, worker, concurrency=concurrency, lease=lease)
+        run(client, worker, concurrency=concurrency, prefetch=prefetch, lease=lease)
     if worker.fatal is not None:
         fail(worker.fatal, Exit.USAGE)
     worker.note("stopped")

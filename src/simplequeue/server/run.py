@@ -1,4 +1,4 @@
-"""Run the app under granian, in this process, with one access-log line per request.
+"""Run the app under granian, in this process (with one access-log line per request when asked).
 
 Granian was chosen by measuring (bench/README.md): on the same app it serves about twice the
 requests per second of uvicorn with uvloop and httptools, for less CPU per request. It runs
@@ -195,6 +195,16 @@ class _Server(Server):
 # -- serving -------------------------------------------------------------------------------------
 
 
+class _BodyWatch:
+    __slots__ = ("answered", "body_done", "expired", "timer")
+
+    def __init__(self) -> None:
+        self.answered = False
+        self.body_done = False
+        self.expired = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
 def bounded_body(app: ASGIApp, timeout: float) -> ASGIApp:
     """``app``, with a request whose body is not all in ``timeout`` seconds after its headers
     answered 408 (and its connection closed): a client that trickles a body, or stops sending
@@ -205,39 +215,46 @@ def bounded_body(app: ASGIApp, timeout: float) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        limit = asyncio.timeout(None)
-        deadline = asyncio.get_running_loop().time() + timeout
-        body_done = False
-        answered = False
+        # One timer per request, set at the first receive and cancelled once the body is in:
+        # far cheaper on the hot path than a timeout scope around every receive.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _BodyWatch()
+
+        def expire() -> None:
+            watch.expired = True
+            task.cancel()
 
         async def timed_receive() -> ReceiveMessage:
-            nonlocal body_done
-            if body_done:
+            if watch.body_done:
                 return await receive()
-            limit.reschedule(deadline)
-            try:
-                message = await receive()
-            finally:
-                if not limit.expired():  # an expiring timeout refuses to be rescheduled
-                    limit.reschedule(None)
-            body_done = message["type"] != "http.request" or not message.get("more_body", False)
+            if watch.timer is None:
+                watch.timer = loop.call_at(deadline, expire)
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                watch.body_done = True
+                watch.timer.cancel()
             return message
 
         async def watched_send(message: Message) -> None:
-            nonlocal answered
-            answered = answered or message["type"] == "http.response.start"
+            watch.answered = watch.answered or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            async with limit:
-                await app(scope, timed_receive, watched_send)
-        except TimeoutError:
-            if not limit.expired() or answered:
+            await app(scope, timed_receive, watched_send)
+        except asyncio.CancelledError:
+            if not watch.expired or watch.answered:
                 raise
+            task.uncancel()
             detail = f"the request body did not arrive within {timeout:g}s of its headers"
             await problem_response(408, detail, headers={"connection": "close"})(
                 scope, receive, send
             )
+        finally:
+            if watch.timer is not None:
+                watch.timer.cancel()
 
     return bounded
 
@@ -284,6 +301,9 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
                 f"--db {settings.db}: cannot open the store: {cause!r} "
                 "(--log-level debug shows the traceback)"
             ) from None
+        access_log = settings.access_log and logger.isEnabledFor(logging.INFO)
+        if not access_log:
+            logger.info("access log off (sq serve --access-log turns it on)")
         embedded = _Server(
             bounded_body(app, settings.body_timeout),
             listener,
@@ -299,8 +319,8 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
             log_level=LogLevels(settings.log_level),
             log_dictconfig=LOG_CONFIG,
             # Granian formats an access line for every request once this is on, whatever the
-            # level: it is on only when the level would print it.
-            log_access=logging.getLogger().isEnabledFor(logging.INFO),
+            # level: it is on only when asked for and the level would print it.
+            log_access=access_log,
             log_access_format=ACCESS_FORMAT,
         )
         logging.getLogger("_granian").addFilter(_WithoutEmbeddedNotice())
