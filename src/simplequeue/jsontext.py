@@ -13,7 +13,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "DuplicateKey", "deeper_than", "refuse_duplicate_keys", "same_value"]
+__all__ = [
+    "MAX_DEPTH",
+    "DuplicateKey",
+    "array_items",
+    "deeper_than",
+    "refuse_duplicate_keys",
+    "same_value",
+]
 
 MAX_DEPTH = 64
 """The default limit on how deeply ``data`` may nest (``{}`` is 1 deep, ``{"a": []}`` 2)."""
@@ -22,6 +29,8 @@ MAX_DEPTH = 64
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 _OPENING = frozenset(b"[{")
+# What matters to the nesting outside strings: a string (skipped whole), a bracket or a comma.
+_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},]')
 
 
 class DuplicateKey(ValueError):
@@ -43,6 +52,36 @@ def deeper_than(text: bytes, limit: int) -> bool:
         else:
             level -= 1
     return False
+
+
+def array_items(text: bytes) -> list[bytes] | None:
+    """The items of the JSON array ``text``, each as the text sent, found by the nesting alone;
+    ``None`` if ``text`` is not one array. For an array too deep for the decoder to split (an
+    item nested thousands of levels): each item is then checked, and refused, on its own."""
+    body = text.strip(b" \t\r\n")
+    if body[:1] != b"[" or body[-1:] != b"]":
+        return None
+    items, start, level = [], 1, 0
+    for token in _STRUCTURE.finditer(body):
+        byte = token.group()
+        if byte[:1] == b'"':
+            continue
+        if byte in (b"[", b"{"):
+            level += 1
+        elif byte in (b"]", b"}"):
+            level -= 1
+            if level == 0:
+                if token.end() != len(body):
+                    return None  # the array closed before the text ends
+                items.append(body[start : token.start()])
+        elif level == 1:
+            items.append(body[start : token.start()])
+            start = token.end()
+    if level != 0:
+        return None
+    if len(items) == 1 and not items[0].strip(b" \t\r\n"):
+        return []
+    return items
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

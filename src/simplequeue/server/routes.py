@@ -169,10 +169,12 @@ def _items(body: bytes, max_depth: int) -> list[bytes]:
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
-        raise InvalidRequest(
-            f"the request body nests too deeply: `data` and `result` may nest at most "
-            f"{max_depth} levels"
-        ) from None
+        # An item nested beyond the decoder's own limit: split the array by its nesting alone,
+        # so that this item is refused on its own (as too deep) and the others still apply.
+        split = jsontext.array_items(body)
+        if split is None:
+            raise InvalidRequest("the request body is not valid JSON") from None
+        items = [msgspec.Raw(item) for item in split]
     if not 1 <= len(items) <= MAX_BATCH:
         raise InvalidRequest(
             f"a batch holds 1 to {MAX_BATCH} items, got {len(items)}; send more batches"
