@@ -68,6 +68,8 @@ Synchronous = Literal["full", "normal"]
 SCHEMA_VERSION = 2
 READERS = 2
 """Reading connections, each on its own thread, beside the one writer."""
+BUSY_SLACK_MS = 50
+"""How far the writer's lock wait may drift from a write's deadline before it is set again."""
 GROUP_LIMIT = 256
 """The most writes one transaction (one fsync) takes: a group never holds the lock long."""
 EXPIRE_BATCH = 500
@@ -257,6 +259,7 @@ class SqliteStore:
             else ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="simplequeue-read")
         )
         self._pending: deque[_Write] = deque()
+        self._busy_ms = int(timeout * 1000)  # the writer's busy_timeout, as last set
         self._draining = False
         self._reader = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -363,7 +366,11 @@ class SqliteStore:
                 break
             remaining = min(write.deadline for write in live) - now
             # SQLite waits for a busy lock up to this long; then BEGIN fails with SQLITE_BUSY.
-            conn.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
+            # (Set only when it moved: the pragma is a statement of its own, on every group.)
+            wanted = max(1, int(remaining * 1000))
+            if abs(wanted - self._busy_ms) > BUSY_SLACK_MS:
+                conn.execute(f"PRAGMA busy_timeout = {wanted}")
+                self._busy_ms = wanted
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -375,11 +382,16 @@ class SqliteStore:
 
     def _run_group(self, conn: sqlite3.Connection, live: list[_Write]) -> None:
         done: list[_Write] = []
+        # A write alone is the transaction's only work: the transaction is its savepoint.
+        alone = len(live) == 1
         for write in live:
-            conn.execute("SAVEPOINT one_write")
+            if not alone:
+                conn.execute("SAVEPOINT one_write")
             try:
                 write.value = write.work(conn)
             except BaseException as exc:
+                if alone and conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 if not conn.in_transaction:
                     # SQLite rolled the whole transaction back (a full disk can do that): the
                     # writes before this one are undone too, and nothing was answered yet.
@@ -390,8 +402,14 @@ class SqliteStore:
                 conn.execute("RELEASE one_write")
                 write.fail(_refusal(exc))
                 continue
-            conn.execute("RELEASE one_write")
+            if not alone:
+                conn.execute("RELEASE one_write")
             done.append(write)
+        self._commit(conn, done)
+
+    @staticmethod
+    def _commit(conn: sqlite3.Connection, done: list[_Write]) -> None:
+        """Commit the group's transaction, then settle each of its writes: none before."""
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
