@@ -15,6 +15,7 @@ from simplequeue.models import ClaimedJob, Job, StoredJob
 PUBLIC = {
     "Client",
     "AsyncClient",
+    "BatchResult",
     "Job",
     "JobState",
     "CompletionStatus",

@@ -7,7 +7,7 @@ with Client("http://127.0.0.1:8000") as queue:
     job = queue.next()
 """
 
-from simplequeue.client import AsyncClient, Client, Discard
+from simplequeue.client import AsyncClient, BatchResult, Client, Discard
 from simplequeue.errors import (
     ConnectionFailed,
     InvalidRequest,
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
+    "BatchResult",
     "Client",
     "CompletionStatus",
     "ConnectionFailed",

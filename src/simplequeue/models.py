@@ -15,6 +15,7 @@ import msgspec
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_BODY_SIZE",
     "MAX_CLAIM_COUNT",
     "MAX_JOB_ID_LENGTH",
     "RESERVED_JOB_IDS",
@@ -110,6 +111,9 @@ MAX_ERROR_LENGTH = 4096
 """The longest error text a worker may report; longer texts are refused, not cut."""
 MAX_ERRORS_KEPT = 20
 """How many attempts' errors a job keeps, the newest."""
+MAX_BODY_SIZE = 1024 * 1024
+"""The largest request body the server takes by default (``sq serve --max-body-size``): 1 MiB.
+Clients pack batches under it."""
 MAX_BATCH = 1000
 """The most jobs one ``POST /jobs/submit`` or completions one ``POST /jobs/complete`` may carry
 as a JSON array (CONTRACT §10)."""

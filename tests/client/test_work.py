@@ -39,6 +39,7 @@ class Tools:
 
     get: Callable[[str], Job]
     complete: Callable[..., Job]
+    submit: Callable[..., Job]
     completes: list[dict[str, Any]] = field(default_factory=list)
 
     def wait_for(self, what: Callable[[], bool]) -> None:
@@ -58,7 +59,8 @@ class Run:
     jobs: dict[str, Job]
     handled: list[Job]
     completes: list[dict[str, Any]]
-    """The body of every ``POST /jobs/complete`` sent, by the worker or a handler, in order."""
+    """Every completion sent to ``POST /jobs/complete``, by the worker (in arrays) or a handler
+    (alone), in order."""
 
 
 class Harness:
@@ -93,7 +95,7 @@ class Harness:
             for job in submit:
                 client.submit(**job)
             stop = threading.Event()
-            tools = Tools(client.get, client.complete)
+            tools = Tools(client.get, client.complete, client.submit)
             http.event_hooks["request"].append(_recorder(tools.completes))
             handled: list[Job] = []
             lock = threading.Lock()
@@ -134,7 +136,9 @@ class Harness:
             for job in submit:
                 await client.submit(**job)
             stop = asyncio.Event()
-            tools = Tools(from_thread(client.get), from_thread(client.complete))
+            tools = Tools(
+                from_thread(client.get), from_thread(client.complete), from_thread(client.submit)
+            )
             completes = tools.completes
 
             async def record(request: httpx.Request) -> None:
@@ -161,7 +165,9 @@ class Harness:
 def _recorder(into: list[dict[str, Any]]) -> Callable[[httpx.Request], None]:
     def record(request: httpx.Request) -> None:
         if request.url.path == "/jobs/complete":
-            into.append(json.loads(request.content))
+            # The worker completes in batches (arrays); a handler's own complete() sends one.
+            body = json.loads(request.content)
+            into.extend(body if isinstance(body, list) else [body])
 
     return record
 
@@ -313,6 +319,22 @@ def test_concurrency_runs_that_many_jobs_at_once(harness: Harness) -> None:
     assert {job.state for job in run.jobs.values()} == {JobState.SUCCEEDED}
 
 
+def test_an_idle_slot_takes_a_new_job_while_another_runs(harness: Harness) -> None:
+    def handler(job: Job, tools: Tools) -> str:
+        if job.job_id == "long":  # runs until the job submitted meanwhile is done by the other slot
+            tools.submit("late")
+            tools.wait_for(lambda: tools.get("late").state is JobState.SUCCEEDED)
+        return job.job_id
+
+    # wait=0 (polls a second apart): Litestar's AsyncTestClient blocks its event loop while a
+    # long-poll is in flight, so the handler's own requests could not get through meanwhile.
+    run = harness.run(
+        handler, [{"job_id": "long"}], until=after(2), concurrency=2, prefetch=0, wait=0
+    )
+    assert [job.job_id for job in run.handled] == ["long", "late"]
+    assert {job.state for job in run.jobs.values()} == {JobState.SUCCEEDED}
+
+
 def test_sigterm_stops_taking_jobs_and_finishes_the_one_in_hand(harness: Harness) -> None:
     before = signal.getsignal(signal.SIGTERM)
 
@@ -323,12 +345,27 @@ def test_sigterm_stops_taking_jobs_and_finishes_the_one_in_hand(harness: Harness
         return "finished"
 
     submit = [{"job_id": f"j{n}"} for n in range(3)]
-    run = harness.run(handler, submit, until=after(99))
+    # Without prefetch, the only job held is the one running (see the next test for more).
+    run = harness.run(handler, submit, until=after(99), prefetch=0)
 
     assert [job.job_id for job in run.handled] == ["j0"]
     assert (run.jobs["j0"].state, run.jobs["j0"].result) == (JobState.SUCCEEDED, "finished")
     assert {run.jobs["j1"].state, run.jobs["j2"].state} == {JobState.SUBMITTED}
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_stop_runs_and_completes_the_jobs_taken_ahead_and_takes_no_more(
+    harness: Harness,
+) -> None:
+    submit = [{"job_id": f"j{n}"} for n in range(5)]
+    # One slot and room for two more: the first `next` takes j0-j2; the stop comes with j0.
+    run = harness.run(lambda job, tools: job.job_id, submit, until=after(1), prefetch=2)
+
+    assert [job.job_id for job in run.handled] == ["j0", "j1", "j2"]
+    assert [(run.jobs[f"j{n}"].state, run.jobs[f"j{n}"].result) for n in range(3)] == [
+        (JobState.SUCCEEDED, f"j{n}") for n in range(3)
+    ]
+    assert {run.jobs["j3"].state, run.jobs["j4"].state} == {JobState.SUBMITTED}
 
 
 def test_a_worker_outside_the_main_thread_leaves_signals_alone() -> None:

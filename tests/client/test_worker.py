@@ -15,14 +15,17 @@ import pytest
 import respx
 
 from simplequeue import (
+    BatchResult,
     ConnectionFailed,
     Discard,
     InvalidRequest,
     Job,
     JobNotFound,
     LeaseLost,
+    PayloadTooLarge,
     Unavailable,
 )
+from simplequeue.client.ledger import Ledger
 from simplequeue.client.worker import (
     MAX_OUTAGE_PAUSE,
     MIN_HEARTBEAT,
@@ -33,7 +36,7 @@ from simplequeue.client.worker import (
     outcome_of_result,
     refused_result,
 )
-from simplequeue.models import MAX_ERROR_LENGTH, CompletionStatus, JobState
+from simplequeue.models import MAX_CLAIM_COUNT, MAX_ERROR_LENGTH, CompletionStatus, JobState
 from tests.client.conftest import Twin, job_json
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -207,23 +210,23 @@ def test_the_loop_waits_out_an_outage_then_works(
     sdk: Twin = make_sdk(retries=0)
     leased = job_json("j", "running", attempts=1, leaseId="L")
     polls = api.get("/jobs/next").mock(
-        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=leased)]
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(200, json=[leased])]
     )
-    complete = api.post("/jobs/complete").respond(200, json=job_json("j", "succeeded"))
+    complete = api.post("/jobs/complete").respond(
+        200, json=[{"status": 200, "job": job_json("j", "succeeded")}]
+    )
     seen: list[Job] = []
     handler, stop = stopping(sdk, seen)
 
-    sdk.work(handler, stop=stop, wait=2, lease=30)
+    # No prefetch: while its one job runs the worker asks for no other, so the calls are known.
+    sdk.work(handler, stop=stop, wait=2, lease=30, prefetch=0)
 
     assert [job.job_id for job in seen] == ["j"]
     assert polls.call_count == 2
-    assert {call.request.url.query for call in polls.calls} == {b"wait=2&lease=30"}
-    assert json.loads(complete.calls.last.request.content) == {
-        "jobId": "j",
-        "status": "succeeded",
-        "leaseId": "L",
-        "result": "done",
-    }
+    assert {call.request.url.query for call in polls.calls} == {b"count=1&wait=2&lease=30"}
+    assert json.loads(complete.calls.last.request.content) == [
+        {"jobId": "j", "status": "succeeded", "leaseId": "L", "result": "done"}
+    ]
     assert "cannot take a job" in caplog.text
 
 
@@ -239,29 +242,128 @@ def test_the_loop_raises_a_refusal_of_next(api: respx.MockRouter, sdk: Twin) -> 
 
 
 @pytest.mark.parametrize(
-    ("answer", "error"),
+    ("status", "answer", "error"),
     [
-        ({"status": 409, "title": "Conflict", "detail": "lease lost: taken back"}, LeaseLost),
-        ({"status": 404, "title": "Not Found", "detail": "no job 'j'"}, JobNotFound),
-        ({"status": 503, "title": "Unavailable", "detail": "busy"}, None),
+        # One item's refusal in the batch's answer, or the whole request's.
+        (200, [{"status": 409, "detail": "lease lost: taken back"}], LeaseLost),
+        (200, [{"status": 404, "detail": "no job 'j'"}], JobNotFound),
+        (503, {"status": 503, "title": "Unavailable", "detail": "busy"}, None),
     ],
 )
 def test_a_completion_that_fails_leaves_the_job_to_its_lease(
     api: respx.MockRouter,
     make_sdk: Any,
     caplog: pytest.LogCaptureFixture,
-    answer: dict[str, Any],
+    status: int,
+    answer: object,
     error: type[Exception] | None,
 ) -> None:
     caplog.set_level(logging.WARNING, logger="simplequeue.worker")
     sdk: Twin = make_sdk(retries=0)
-    api.get("/jobs/next").respond(200, json=job_json("j", "running", attempts=1, leaseId="L"))
-    complete = api.post("/jobs/complete").respond(answer["status"], json=answer)
+    api.get("/jobs/next").respond(200, json=[job_json("j", "running", attempts=1, leaseId="L")])
+    complete = api.post("/jobs/complete").respond(status, json=answer)
     seen: list[Job] = []
     handler, stop = stopping(sdk, seen)
 
-    sdk.work(handler, stop=stop)  # returns: the loop goes on, whatever the answer
+    sdk.work(handler, stop=stop, prefetch=0)  # returns: the loop goes on, whatever the answer
 
     assert complete.call_count == 1
     expected = "no longer this worker's" if error else "comes back when its lease ends"
     assert expected in caplog.text
+
+
+# -- the ledger: what the loop holds, asks for and renews ------------------------------------------
+
+
+def ledger(concurrency: int = 2, prefetch: int = 3, wait: float = 5) -> Ledger:
+    return Ledger(WorkPlan(concurrency=concurrency, lease=None, wait=wait, prefetch=prefetch))
+
+
+def test_the_fetcher_long_polls_for_idle_slots_and_asks_for_the_prefetch_without_waiting() -> None:
+    book = ledger(concurrency=2, prefetch=3)
+    assert book.ask() == (5, 5)  # idle slots: a long-poll, for all the room there is
+    assert book.took([job(job_id="a")], 5, now=0.0) == 0.0
+    assert book.ask() == (4, 5)  # one slot is still idle: still a long-poll
+    assert book.took([job(job_id="b")], 4, now=0.0) == 0.0
+    assert book.ask() == (3, 0.0)  # every slot has a job: no wait, so a stop never waits on it
+    assert book.took([], 3, now=0.0) == 0.0
+    assert not book.may_ask()  # nothing came: no asking again in a loop...
+    held = book.start()
+    assert held is not None
+    book.finished(held, Outcome(CompletionStatus.SUCCEEDED))
+    assert book.may_ask()  # ...until a slot frees up
+    assert book.ask() == (4, 5)
+    assert len(book.held) == 2  # the finished job too: held (and renewed) until it is sent
+
+
+@pytest.mark.parametrize(("wait", "paused"), [(5, False), (0, True)])
+def test_an_empty_answer_to_an_idle_worker_pauses_only_without_a_long_poll(
+    wait: float, paused: bool
+) -> None:
+    book = ledger(wait=wait)
+    count, _ = book.ask()
+    assert (book.took([], count, now=0.0) > 0) is paused
+    assert book.may_ask()
+
+
+def test_a_count_never_passes_what_next_may_ask_for() -> None:
+    assert ledger(concurrency=50, prefetch=500).wanted() == MAX_CLAIM_COUNT
+
+
+def test_a_lost_lease_drops_the_job_wherever_it_waits() -> None:
+    book = ledger(concurrency=1, prefetch=2)
+    book.took([job(job_id="run"), job(job_id="wait"), job(job_id="sent")], 3, now=0.0)
+    running = book.start()
+    assert running is not None
+    waiting = book.ready[0]
+    book.lost(waiting, LeaseLost("lease lost"))
+    assert [h.job.job_id for h in book.ready] == ["sent"]  # never started
+    book.lost(running, LeaseLost("lease lost"))
+    book.finished(running, Outcome(CompletionStatus.SUCCEEDED))
+    assert book.outbox == []  # its outcome is not sent
+    assert book.wanted() == 2
+
+
+def test_a_job_being_completed_is_not_renewed_and_its_lost_lease_is_no_news(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+    book = ledger(concurrency=1, prefetch=0)
+    book.took([job(lease_seconds=30)], 1, now=0.0)  # renewed every 10 s
+    assert book.renewal_in(now=4.0) == 6.0
+    held = book.start()
+    assert held is not None
+    book.finished(held, Outcome(CompletionStatus.SUCCEEDED))
+    assert [h for h, _ in book.flush()] == [held]
+    assert book.due(now=60.0) == []
+    book.lost(held, LeaseLost("lease lost"))  # its own completion ended the lease
+    assert caplog.text == ""
+    book.settle(held, Outcome(CompletionStatus.SUCCEEDED), BatchResult(200))
+    assert book.held == set()
+
+
+def test_heartbeats_come_due_in_turn() -> None:
+    book = ledger(concurrency=1, prefetch=1)
+    book.took([job(lease_seconds=30, job_id="a")], 1, now=0.0)
+    book.took([job(lease_seconds=30, job_id="b")], 1, now=4.0)
+    assert book.due(now=9.0) == []
+    assert [h.job.job_id for h in book.due(now=10.0)] == ["a"]
+    assert book.renewal_in(now=10.0) == 4.0  # b's turn; a's next is at 20
+    assert [h.job.job_id for h in book.due(now=14.0)] == ["b"]
+
+
+def test_a_refused_result_is_sent_again_as_a_failure_and_a_lost_lease_is_dropped() -> None:
+    book = ledger(concurrency=2, prefetch=0)
+    book.took([job(job_id="big"), job(job_id="late")], 2, now=0.0)
+    big, late = book.start(), book.start()
+    assert big is not None
+    assert late is not None
+    book.finished(big, Outcome(CompletionStatus.SUCCEEDED, result="x" * 10))
+    book.finished(late, Outcome(CompletionStatus.SUCCEEDED))
+    batch = book.flush()
+    book.settle(*batch[0], BatchResult(413, error=PayloadTooLarge("over 4 KiB")))
+    book.settle(*batch[1], BatchResult(409, error=LeaseLost("lease lost")))
+    ((again, instead),) = book.outbox
+    assert again is big
+    assert (instead.status, instead.retry) == (CompletionStatus.FAILED, False)
+    assert book.held == {big}

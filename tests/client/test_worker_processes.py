@@ -18,6 +18,7 @@ from typing import IO
 import pytest
 
 from simplequeue import Client, Job, JobState, LeaseLost
+from simplequeue.client.worker import PREFETCH
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -33,22 +34,27 @@ from simplequeue import Client
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
 def handler(job):
-    print(job.job_id, job.lease_id, flush=True)
+    sys.stdout.write(f"{job.job_id} {job.lease_id}\\n")  # one write: slots run in threads
+    sys.stdout.flush()
     return sys.stdin.readline().strip()  # the test says when the job is done, and its result
 
-with Client(sys.argv[1]) as queue:
-    queue.work(handler, lease=int(sys.argv[2]), wait=1)
+url, lease, concurrency, prefetch = sys.argv[1:]
+with Client(url) as queue:
+    queue.work(
+        handler, lease=int(lease), wait=1, concurrency=int(concurrency), prefetch=int(prefetch)
+    )
 print("stopped", flush=True)
 """
 
 
 @pytest.fixture
-def worker(server: ServerProcess) -> Iterator[Callable[[], subprocess.Popen[str]]]:
+def worker(server: ServerProcess) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
-    def start() -> subprocess.Popen[str]:
+    def start(concurrency: int = 1, prefetch: int = PREFETCH) -> subprocess.Popen[str]:
+        args = [server.url, str(LEASE), str(concurrency), str(prefetch)]
         process = subprocess.Popen(
-            [sys.executable, "-c", WORKER, server.url, str(LEASE)],
+            [sys.executable, "-c", WORKER, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -70,7 +76,7 @@ def line(stream: IO[str] | None) -> str:
 
 
 def test_a_killed_workers_job_is_completed_by_another_after_its_lease(
-    server: ServerProcess, worker: Callable[[], subprocess.Popen[str]]
+    server: ServerProcess, worker: Callable[..., subprocess.Popen[str]]
 ) -> None:
     with Client(server.url) as queue:
         queue.submit("crash-me", data={"n": 1})
@@ -110,12 +116,12 @@ def test_a_killed_workers_job_is_completed_by_another_after_its_lease(
 
 
 def test_sigterm_lets_the_job_in_hand_finish_and_takes_no_other(
-    server: ServerProcess, worker: Callable[[], subprocess.Popen[str]]
+    server: ServerProcess, worker: Callable[..., subprocess.Popen[str]]
 ) -> None:
     with Client(server.url) as queue:
         for n in range(3):
             queue.submit(f"j{n}")
-        process = worker()
+        process = worker(prefetch=0)  # holds only the job it runs: j1 and j2 stay queued
         assert line(process.stdout).split()[0] == "j0"
         process.send_signal(signal.SIGTERM)
         for _ in range(100):  # the worker's log, line by line, until it says it is stopping
@@ -134,3 +140,64 @@ def test_sigterm_lets_the_job_in_hand_finish_and_takes_no_other(
         assert (jobs["j0"].state, jobs["j0"].result) == (JobState.SUCCEEDED, "finished")
         assert {jobs["j1"].state, jobs["j2"].state} == {JobState.SUBMITTED}
         assert queue.stats().running == 0
+
+
+def test_a_worker_killed_holding_a_batch_loses_every_held_job_to_another_once(
+    server: ServerProcess, worker: Callable[..., subprocess.Popen[str]]
+) -> None:
+    ids = [f"j{n:02}" for n in range(20)]
+    concurrency, prefetch, done_first = 2, 6, 5
+    with Client(server.url) as queue:
+        assert all(r.created for r in queue.submit_many({"job_id": i} for i in ids))
+        first = worker(concurrency=concurrency, prefetch=prefetch)
+        assert first.stdin is not None
+        first.stdin.write("first\n" * done_first)  # the first five jobs end; then it stalls
+        first.stdin.flush()
+        held = concurrency + prefetch  # two stalled in handlers, six waiting for a slot
+
+        def settled() -> bool:
+            stats = queue.stats()
+            return (stats.succeeded, stats.running) == (done_first, held)
+
+        deadline = threading.Event()
+        timer = threading.Timer(GIVE_UP, deadline.set)
+        timer.start()
+        while not settled():
+            assert not deadline.wait(0.05), "the first worker never held its batch"
+        timer.cancel()
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        lost = {job.job_id for job in queue.iter_jobs(state="running")}
+        assert len(lost) == held
+
+        # Another worker takes the rest: the never-taken jobs at once, the lost ones once their
+        # leases end. Each exactly once.
+        stop = threading.Event()
+        handled: list[str] = []
+        lock = threading.Lock()
+
+        def handler(job: Job) -> str:
+            with lock:
+                handled.append(job.job_id)
+                if len(handled) == len(ids) - done_first:
+                    stop.set()
+            return "second"
+
+        watchdog = threading.Timer(GIVE_UP, stop.set)
+        watchdog.start()
+        try:
+            queue.work(handler, concurrency=4, prefetch=4, lease=LEASE, wait=1, stop=stop)
+        finally:
+            watchdog.cancel()
+
+        jobs = {job.job_id: job for job in queue.iter_jobs()}
+    assert len(handled) == len(set(handled)) == len(ids) - done_first
+    assert {job.state for job in jobs.values()} == {JobState.SUCCEEDED}
+    assert sorted(i for i in ids if jobs[i].result == "first") == sorted(set(ids) - set(handled))
+    for job_id in handled:
+        job = jobs[job_id]
+        assert job.result == "second"
+        if job_id in lost:
+            assert (job.attempts, [e.error for e in job.errors]) == (2, ["lease expired"])
+        else:
+            assert (job.attempts, job.errors) == (1, [])

@@ -2,7 +2,8 @@
 
 from simplequeue.client.aio import AsyncClient
 from simplequeue.client.base import DEFAULT_URL, Order
+from simplequeue.client.batches import BatchResult
 from simplequeue.client.sync import Client
 from simplequeue.client.worker import Discard
 
-__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "Discard", "Order"]
+__all__ = ["DEFAULT_URL", "AsyncClient", "BatchResult", "Client", "Discard", "Order"]

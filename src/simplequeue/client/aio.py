@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 
 from simplequeue.client import worker
 from simplequeue.client.base import BaseClient, Call, Order, Page, States
-from simplequeue.client.worker import GONE, WORK_WAIT, Outcome, WorkPlan
-from simplequeue.errors import SimpleQueueError
+from simplequeue.client.batches import Batches, BatchResult
+from simplequeue.client.ledger import Ledger
+from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
+from simplequeue.errors import PayloadTooLarge, SimpleQueueError
 from simplequeue.models import CompletionStatus, Health, Job, Stats
 
 __all__ = ["AsyncClient"]
@@ -69,8 +72,23 @@ class AsyncClient(BaseClient):
     ) -> Job:
         return await self._send(self._submit_call(job_id, description, data, max_attempts))
 
-    async def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None:
-        return await self._send(self._next_call(wait, lease))
+    async def submit_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
+        """Submit every job (each a dict of `submit`'s parameters) in as few requests as the
+        server's limits allow; one result per job, in order. See docs/sdk.md, "Batches"."""
+        return await self._send_batches(self._submit_batches(jobs))
+
+    @overload
+    async def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None: ...
+    @overload
+    async def next(
+        self, *, wait: float | None = None, lease: int | None = None, count: int
+    ) -> list[Job]: ...
+    async def next(
+        self, *, wait: float | None = None, lease: int | None = None, count: int | None = None
+    ) -> Job | list[Job] | None:
+        if count is None:
+            return await self._send(self._next_call(wait, lease))
+        return await self._send(self._claim_call(count, wait, lease))
 
     async def heartbeat(self, job_id: str, lease_id: str, lease_seconds: int | None = None) -> Job:
         return await self._send(self._heartbeat_call(job_id, lease_id, lease_seconds))
@@ -87,6 +105,10 @@ class AsyncClient(BaseClient):
     ) -> Job:
         call = self._complete_call(job_id, status, lease_id, result, error, retry)
         return await self._send(call)
+
+    async def complete_many(self, completions: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
+        """Complete every job (each a dict of `complete`'s parameters), as `submit_many`."""
+        return await self._send_batches(self._complete_batches(completions))
 
     async def get(self, job_id: str) -> Job:
         return await self._send(self._get_call(job_id))
@@ -132,29 +154,40 @@ class AsyncClient(BaseClient):
         handler: Callable[[Job], Awaitable[Any]],
         *,
         concurrency: int = 1,
+        prefetch: int = PREFETCH,
         lease: int | None = None,
         wait: float = WORK_WAIT,
         stop: asyncio.Event | None = None,
     ) -> None:
         """Await ``handler(job)`` on every job the queue hands out, ``concurrency`` at a time
-        (in tasks), until ``stop`` is set or SIGINT/SIGTERM arrives; then finish the jobs in
-        hand and return. See docs/sdk.md, "Workers", for what is sent when.
+        (in tasks), holding up to ``prefetch`` more, until ``stop`` is set or SIGINT/SIGTERM
+        arrives; then run and complete the jobs held and return. See docs/sdk.md, "Workers",
+        for what is sent when.
         """
-        plan = WorkPlan(concurrency, lease, wait)
+        ledger = Ledger(WorkPlan(concurrency, lease, wait, prefetch))
         stop = stop or asyncio.Event()
+        wakes = _Wakes()
         raised: list[BaseException] = []
 
-        async def slot() -> None:
+        async def part(run: Awaitable[None]) -> None:
             try:
-                await self._work_slot(handler, plan, stop)
+                await run
             except Exception as exc:  # handed to the caller below, once the others end
                 raised.append(exc)
                 stop.set()
+                wakes.room.set()  # the fetcher, which may wait for room that never comes
 
         loop = asyncio.get_running_loop()
         # A signal handler may run between any two steps of the loop: it only schedules the stop.
         with worker.stop_on_signals(lambda: loop.call_soon_threadsafe(stop.set)):
-            await asyncio.gather(*(slot() for _ in range(concurrency)))
+            # A task group: if one part ends with anything but an Exception (the work itself is
+            # cancelled, say), the others are cancelled too; the jobs held come back by lease.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(part(self._fetch(ledger, wakes, stop)))
+                for _ in range(concurrency):
+                    group.create_task(part(self._run_slot(handler, ledger, wakes)))
+                group.create_task(part(self._send_outcomes(ledger, wakes)))
+                group.create_task(part(self._keep_leased(ledger, wakes)))
         if raised:
             raise raised[0]
 
@@ -173,63 +206,102 @@ class AsyncClient(BaseClient):
     ) -> None:
         await self.close()
 
-    async def _work_slot(
-        self, handler: Callable[[Job], Awaitable[Any]], plan: WorkPlan, stop: asyncio.Event
-    ) -> None:
+    # -- the worker loop: a fetcher, the slots, a sender, a heartbeat loop (worker.py) --------
+    # One event loop runs every part, so the ledger needs no lock: nothing else runs between
+    # two awaits. Each part waits on an event of its own, set by whatever concerns it.
+
+    async def _fetch(self, ledger: Ledger, wakes: _Wakes, stop: asyncio.Event) -> None:
+        plan = ledger.plan
         failures = 0
-        while not stop.is_set():
-            try:
-                job = await self.next(wait=plan.wait, lease=plan.lease)
-            except SimpleQueueError as exc:
-                failures += 1
-                await _until(stop, plan.pause_after(exc, failures))
-                continue
-            failures = 0
-            if job is None:
-                await _until(stop, plan.idle_pause())
-            else:
-                await self._work_on(job, handler, plan)
-
-    async def _work_on(
-        self, job: Job, handler: Callable[[Job], Awaitable[Any]], plan: WorkPlan
-    ) -> None:
-        gone = asyncio.Event()
-        beats = asyncio.create_task(self._keep_leased(job, plan, gone))
         try:
-            outcome = worker.outcome_of_result(await handler(job))
-        except Exception as exc:
-            outcome = worker.outcome_of_error(job, exc)
+            while True:
+                await _when(wakes.room, lambda: stop.is_set() or ledger.may_ask())
+                if stop.is_set():
+                    return
+                count, wait = ledger.ask()
+                try:
+                    jobs = await self.next(count=count, wait=wait, lease=plan.lease)
+                except SimpleQueueError as exc:
+                    failures += 1
+                    await _until(stop, plan.pause_after(exc, failures))
+                    continue
+                failures = 0
+                pause = ledger.took(jobs, count, time.monotonic())
+                wakes.ready.set()
+                wakes.beats.set()
+                if pause:
+                    await _until(stop, pause)
         finally:
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
-        if not gone.is_set():
-            await self._finish(job, outcome)
+            ledger.fetching = False
+            wakes.ready.set()
 
-    async def _keep_leased(self, job: Job, plan: WorkPlan, gone: asyncio.Event) -> None:
-        every = plan.heartbeat_every(job)
-        while every is not None:
-            await asyncio.sleep(every)
-            try:
-                await self._send(self._renew_call(job))
-            except GONE as exc:
-                worker.lost(job, exc)
-                gone.set()
-                return
-            except SimpleQueueError as exc:
-                worker.heartbeat_failed(job, exc)
-
-    async def _finish(self, job: Job, outcome: Outcome) -> None:
+    async def _run_slot(
+        self, handler: Callable[[Job], Awaitable[Any]], ledger: Ledger, wakes: _Wakes
+    ) -> None:
         try:
-            await self._send(self._finish_call(job, outcome))
-        except GONE as exc:
-            worker.lost(job, exc)
-        except SimpleQueueError as exc:
-            instead = worker.refused_result(outcome, exc)
-            if instead is None:
-                worker.not_completed(job, exc)
-            else:
-                await self._finish(job, instead)
+            while True:
+                await _when(wakes.ready, ledger.waiting)
+                held = ledger.start()
+                if held is None:
+                    return
+                try:
+                    outcome = worker.outcome_of_result(await handler(held.job))
+                except Exception as exc:
+                    outcome = worker.outcome_of_error(held.job, exc)
+                except BaseException:
+                    ledger.dropped(held)
+                    wakes.room.set()
+                    raise
+                ledger.finished(held, outcome)
+                wakes.room.set()
+                wakes.outbox.set()
+        finally:
+            ledger.slots -= 1
+            wakes.outbox.set()
+
+    async def _send_outcomes(self, ledger: Ledger, wakes: _Wakes) -> None:
+        try:
+            while True:
+                await _when(wakes.outbox, lambda: bool(ledger.outbox) or ledger.slots == 0)
+                if ledger.sender_done():
+                    return
+                batch = ledger.flush()
+                try:
+                    results = await self._send_batches(
+                        self._finish_batches([(held.job, outcome) for held, outcome in batch])
+                    )
+                except SimpleQueueError as exc:
+                    ledger.unsent(batch, exc)
+                    continue
+                for (held, outcome), result in zip(batch, results, strict=True):
+                    ledger.settle(held, outcome, result)
+        finally:
+            ledger.over = True
+            wakes.beats.set()
+
+    async def _keep_leased(self, ledger: Ledger, wakes: _Wakes) -> None:
+        while True:
+            while not ledger.over and not (due := ledger.due(time.monotonic())):
+                wakes.beats.clear()
+                await _until(wakes.beats, ledger.renewal_in(time.monotonic()))
+            if ledger.over:
+                return
+            for held in due:
+                try:
+                    await self._send(self._renew_call(held.job))
+                except GONE as exc:
+                    ledger.lost(held, exc)
+                    wakes.room.set()
+                except SimpleQueueError as exc:
+                    worker.heartbeat_failed(held.job, exc)
+
+    async def _send_batches(self, batches: Batches) -> list[BatchResult]:
+        while (call := batches.next_call()) is not None:
+            try:
+                batches.answered(await self._send(call))
+            except PayloadTooLarge as exc:
+                batches.too_large(exc)
+        return batches.results()
 
     async def _send(self, call: Call[T]) -> T:
         attempts = self._attempts(call)
@@ -245,7 +317,29 @@ class AsyncClient(BaseClient):
             await self._sleep(delay)
 
 
-async def _until(stop: asyncio.Event, seconds: float) -> None:
-    """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
+async def _until(stop: asyncio.Event, seconds: float | None) -> None:
+    """Wait ``seconds`` (``None``: for ever), or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _when(event: asyncio.Event, ready: Callable[[], bool]) -> None:
+    """Wait until ``ready()``, checked again each time ``event`` is set. Nothing runs between
+    the check and the clear (no await), so no setting of it can be missed."""
+    while not ready():
+        event.clear()
+        await event.wait()
+
+
+@dataclass
+class _Wakes:
+    """What each part of a ``work`` loop waits for: each change wakes only the part it concerns."""
+
+    room: asyncio.Event = field(default_factory=asyncio.Event)
+    """The fetcher: room for more jobs (a slot freed up), or the loop is stopping."""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """The slots: a job to start, or no more will come."""
+    outbox: asyncio.Event = field(default_factory=asyncio.Event)
+    """The sender: an outcome to send, or no more will come."""
+    beats: asyncio.Event = field(default_factory=asyncio.Event)
+    """The heartbeat loop: new jobs to renew, or every outcome is sent."""

@@ -2,44 +2,50 @@
 
 `Client` and `AsyncClient` only send a `Call` and sleep between attempts; what to send, how long
 each attempt may wait, whether an answer may be retried and how it becomes a model or an error
-are decided here, once (`Attempts`).
+are decided here, once (`Attempts`), with the bodies and answers of `wire` and the arrays of
+`batches`.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, get_args
 
 import httpx
 import msgspec
 
-from simplequeue.client.worker import Outcome
-from simplequeue.errors import (
-    LEASE_LOST,
-    REQUEST_ERROR_FOR_STATUS,
-    ConnectionFailed,
-    InvalidRequest,
-    JobConflict,
-    LeaseLost,
-    RequestError,
-    ServerError,
-    Unavailable,
+from simplequeue.client.batches import Batches, item_body
+from simplequeue.client.wire import (
+    Call,
+    complete_body,
+    encode,
+    error,
+    read_claims,
+    read_health,
+    read_job,
+    read_jobs,
+    read_next,
+    read_stats,
+    resendable,
+    retry_after,
+    seconds,
+    submit_body,
 )
+from simplequeue.client.worker import Outcome
+from simplequeue.errors import ConnectionFailed, InvalidRequest, ServerError
 from simplequeue.models import (
+    MAX_CLAIM_COUNT,
     STORE_TIMEOUT,
-    CompleteRequest,
     CompletionStatus,
     Health,
     HeartbeatRequest,
     Job,
     JobState,
     Order,
-    Problem,
     Stats,
-    SubmitRequest,
     job_path,
 )
 
@@ -66,28 +72,8 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 MAX_BACKOFF = 5.0
 """The longest wait between two attempts, whatever the backoff or a ``Retry-After`` asks for."""
 
-_job = msgspec.json.Decoder(Job)
-_jobs = msgspec.json.Decoder(list[Job])
-_stats = msgspec.json.Decoder(Stats)
-_health = msgspec.json.Decoder(Health)
-_problem = msgspec.json.Decoder(Problem)
 
 States = JobState | str | Iterable[JobState | str] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Call(Generic[T]):
-    """One API call: the request to send, whether resending it is safe, how to read the answer."""
-
-    method: str
-    path: str
-    read: Callable[[httpx.Response], T]
-    params: tuple[tuple[str, str], ...] = ()
-    body: bytes | None = None
-    idempotent: bool = True
-    least_read: float = 0.0
-    """The least each attempt waits for its answer once sent, whatever the timeout or deadline
-    (a claim's: see `CLAIM_WAIT`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,37 +119,39 @@ class BaseClient:
         data: dict[str, Any] | None,
         max_attempts: int | None,
     ) -> Call[Job]:
-        body = _encode(
-            lambda: SubmitRequest(
-                job_id=job_id, description=description, data=data, max_attempts=max_attempts
-            ),
-            # Left out when not given, so that the server's default applies (and a server from
-            # before maxAttempts, which refuses unknown fields, still takes the submit).
-            omit_if_none=("maxAttempts",),
-        )
-        return Call("POST", "/jobs/submit", _reader(_job), body=body)
+        body = submit_body(job_id, description, data, max_attempts=max_attempts)
+        return Call("POST", "/jobs/submit", read_job, body=body)
+
+    def _submit_batches(self, jobs: Iterable[Mapping[str, Any]]) -> Batches:
+        # Every item is checked and encoded before the first request: a key that is not one of
+        # submit()'s parameters raises, with nothing sent. Submits are idempotent by job id.
+        items = [item_body(submit_body, item, n) for n, item in enumerate(jobs)]
+        return Batches("/jobs/submit", items, [True] * len(items))
 
     def _next_call(self, wait: float | None, lease: int | None) -> Call[Job | None]:
         # Safe to send again: if an answer is lost after the server handed a job out, that job
         # is held under a lease nobody knows, and comes back when the lease ends. But once sent,
         # the answer is awaited for as long as the server may take to make the claim, and the
         # long-poll's wait on top: giving up sooner would leave the claimed job idle until then.
-        params = [(key, _seconds(value)) for key, value in (("wait", wait), ("lease", lease))]
-        return Call(
-            "GET",
-            "/jobs/next",
-            _read_next,
-            params=tuple((key, value) for key, value in params if value is not None),
-            least_read=CLAIM_WAIT + (wait or 0.0),
-        )
+        params = _claim_params(wait, lease)
+        return Call("GET", "/jobs/next", read_next, params=params, least_read=_claim_wait(wait))
+
+    def _claim_call(self, count: int, wait: float | None, lease: int | None) -> Call[list[Job]]:
+        """``next(count=N)``: up to N jobs, each under a lease of its own; as `_next_call`."""
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise InvalidRequest(f"`count` must be a whole number, not {count!r}")
+        if not 1 <= count <= MAX_CLAIM_COUNT:
+            raise InvalidRequest(f"`count` must be 1 to {MAX_CLAIM_COUNT}, not {count}")
+        params = (("count", str(count)), *_claim_params(wait, lease))
+        return Call("GET", "/jobs/next", read_claims, params=params, least_read=_claim_wait(wait))
 
     def _heartbeat_call(self, job_id: str, lease_id: str, lease_seconds: int | None) -> Call[Job]:
         # Renewing a lease twice is renewing it: safe to send again.
-        body = _encode(
+        body = encode(
             lambda: HeartbeatRequest(job_id=job_id, lease_id=lease_id, lease_seconds=lease_seconds),
             omit_if_none=("leaseSeconds",),
         )
-        return Call("POST", "/jobs/heartbeat", _reader(_job), body=body)
+        return Call("POST", "/jobs/heartbeat", read_job, body=body)
 
     def _complete_call(
         self,
@@ -174,21 +162,17 @@ class BaseClient:
         error: str | None,
         retry: bool,
     ) -> Call[Job]:
-        body = _encode(
-            lambda: CompleteRequest(
-                job_id=job_id,
-                status=_status(status),
-                lease_id=lease_id,
-                result=result,
-                error=error,
-                retry=retry,
-            )
+        body = complete_body(
+            job_id, status, lease_id=lease_id, result=result, error=error, retry=retry
         )
-        # The same completion again is answered 200 unchanged: with a lease, by that lease; without
-        # one, when it left the job finished with that status. A retry without a lease leaves the
-        # job queued instead, and a repeat could end the attempt that comes after it: not resent.
-        idempotent = lease_id is not None or not retry
-        return Call("POST", "/jobs/complete", _reader(_job), body=body, idempotent=idempotent)
+        idempotent = resendable(lease_id, retry)
+        return Call("POST", "/jobs/complete", read_job, body=body, idempotent=idempotent)
+
+    def _complete_batches(self, completions: Iterable[Mapping[str, Any]]) -> Batches:
+        items = list(completions)
+        bodies = [item_body(complete_body, item, n) for n, item in enumerate(items)]
+        again = [resendable(item.get("lease_id"), item.get("retry", False)) for item in items]
+        return Batches("/jobs/complete", bodies, again)
 
     def _renew_call(self, job: Job) -> Call[Job]:
         """How a worker renews the lease it holds on ``job``, for the lease's own length."""
@@ -196,14 +180,22 @@ class BaseClient:
             raise ValueError(f"job {job.job_id!r} was handed out without a lease")
         return self._heartbeat_call(job.job_id, job.lease_id, None)
 
-    def _finish_call(self, job: Job, outcome: Outcome) -> Call[Job]:
-        """How a worker completes ``job``, held under its lease, with ``outcome``."""
-        return self._complete_call(
-            job.job_id, outcome.status, job.lease_id, outcome.result, outcome.error, outcome.retry
+    def _finish_batches(self, finished: Sequence[tuple[Job, Outcome]]) -> Batches:
+        """How a worker completes each ``job``, held under its lease, with its ``outcome``."""
+        return self._complete_batches(
+            {
+                "job_id": job.job_id,
+                "status": outcome.status,
+                "lease_id": job.lease_id,
+                "result": outcome.result,
+                "error": outcome.error,
+                "retry": outcome.retry,
+            }
+            for job, outcome in finished
         )
 
     def _get_call(self, job_id: str) -> Call[Job]:
-        return Call("GET", job_path(job_id), _reader(_job))
+        return Call("GET", job_path(job_id), read_job)
 
     def _list_call(
         self,
@@ -225,10 +217,10 @@ class BaseClient:
         return Call("GET", "/jobs", self._read_page, params=params)
 
     def _stats_call(self) -> Call[Stats]:
-        return Call("GET", "/stats", _reader(_stats))
+        return Call("GET", "/stats", read_stats)
 
     def _health_call(self) -> Call[Health]:
-        return Call("GET", "/health", _reader(_health))
+        return Call("GET", "/health", read_health)
 
     # -- sending and reading --------------------------------------------------------------------
 
@@ -237,7 +229,7 @@ class BaseClient:
         return Attempts(self, call, ends, self._clock)
 
     def _read_page(self, response: httpx.Response) -> Page:
-        jobs = _jobs.decode(response.content)
+        jobs = read_jobs(response)
         link = response.links.get("next", {}).get("url")
         # Only the query is taken from the link: the client's own URL may carry a path prefix
         # (a reverse proxy) that the server does not know about.
@@ -287,7 +279,7 @@ class Attempts(Generic[T]):
         if isinstance(outcome, httpx.Response):
             if outcome.status_code not in RETRY_STATUSES:
                 return None
-            asked = _retry_after(outcome)
+            asked = retry_after(outcome)
         # Exponential, with jitter so that many clients failing together do not retry together;
         # a server that says when to come back (503 with Retry-After) is not asked sooner, unless
         # that is longer than anyone should wait.
@@ -304,7 +296,7 @@ class Attempts(Generic[T]):
         if isinstance(outcome, httpx.TransportError):
             raise self._connection_failed(outcome) from None
         if not outcome.is_success:
-            raise _error(outcome)
+            raise error(outcome)
         try:
             return call.read(outcome)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -358,13 +350,6 @@ def _at_most(wait: float | None, left: float) -> float:
     return left if wait is None else min(wait, left)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    # Only the delay-seconds form (RFC 9110 §10.2.3), which is what simplequeue sends; an
-    # HTTP-date (from some proxy) falls back to the backoff.
-    value = response.headers.get("Retry-After", "").strip()
-    return float(value) if value.isascii() and value.isdigit() else None
-
-
 def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
     chosen = url or (str(http_base_url) if http_base_url else None)
     chosen = chosen or os.environ.get(URL_ENV) or DEFAULT_URL
@@ -374,36 +359,13 @@ def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
     return chosen.rstrip("/")
 
 
-def _encode(build: Callable[[], msgspec.Struct], omit_if_none: tuple[str, ...] = ()) -> bytes:
-    # The request models refuse a reserved job id, or a field that goes with the other status,
-    # when built; that is the API's 400, found early. So is a value JSON cannot carry.
-    try:
-        request = build()
-        if not omit_if_none:
-            return msgspec.json.encode(request)
-        fields = msgspec.to_builtins(request)
-        for name in omit_if_none:
-            if fields.get(name) is None:
-                fields.pop(name, None)
-        return msgspec.json.encode(fields)
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidRequest(str(exc)) from None
+def _claim_params(wait: float | None, lease: int | None) -> tuple[tuple[str, str], ...]:
+    params = [(key, seconds(value)) for key, value in (("wait", wait), ("lease", lease))]
+    return tuple((key, value) for key, value in params if value is not None)
 
 
-def _seconds(value: float | None) -> str | None:
-    # Whole seconds as integers ("5", not "5.0"); a fraction as it is.
-    if value is None:
-        return None
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _status(status: CompletionStatus | str) -> CompletionStatus:
-    try:
-        return CompletionStatus(status)
-    except ValueError:
-        raise InvalidRequest(
-            f"`status` must be 'succeeded' or 'failed', not {str(status)!r}"
-        ) from None
+def _claim_wait(wait: float | None) -> float:
+    return CLAIM_WAIT + (wait or 0.0)
 
 
 def _order(order: Order) -> str | None:
@@ -418,31 +380,3 @@ def _states(state: States) -> list[JobState | str]:
     if isinstance(state, str):  # a JobState is a str too
         return [state]
     return list(state)
-
-
-def _reader(decoder: msgspec.json.Decoder[T]) -> Callable[[httpx.Response], T]:
-    return lambda response: decoder.decode(response.content)
-
-
-def _read_next(response: httpx.Response) -> Job | None:
-    return None if response.status_code == 204 else _job.decode(response.content)
-
-
-def _error(response: httpx.Response) -> RequestError | ServerError:
-    status = response.status_code
-    try:
-        detail = _problem.decode(response.content).detail
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        # Not one of ours (a proxy's HTML page, say): say what came back.
-        detail = f"HTTP {status} {response.reason_phrase}".rstrip()
-    if status == JobConflict.status_code and detail.lower().startswith(LEASE_LOST):
-        return LeaseLost(detail)
-    if 400 <= status < 500:
-        return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
-    if status == Unavailable.status_code:
-        # A busy store's answer; the same request may be sent again (the retries already were).
-        seconds = _retry_after(response)
-        if seconds is None:
-            return Unavailable(detail)
-        return Unavailable(detail, retry_after=int(seconds))
-    return ServerError(detail, status_code=status)

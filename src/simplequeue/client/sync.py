@@ -4,21 +4,46 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import httpx
 
 from simplequeue.client import worker
 from simplequeue.client.base import BaseClient, Call, Order, Page, States
-from simplequeue.client.worker import GONE, WORK_WAIT, Outcome, WorkPlan
-from simplequeue.errors import SimpleQueueError
+from simplequeue.client.batches import Batches, BatchResult
+from simplequeue.client.ledger import Ledger
+from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
+from simplequeue.errors import PayloadTooLarge, SimpleQueueError
 from simplequeue.models import CompletionStatus, Health, Job, Stats
 
 __all__ = ["Client"]
 
 T = TypeVar("T")
+
+
+@dataclass
+class _Wakes:
+    """What each part of a ``work`` loop waits for, all under the one lock that guards its
+    `Ledger`: each change wakes only the part it concerns."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    room: threading.Condition = field(init=False)
+    """The fetcher: room for more jobs (a slot freed up), or the loop is stopping."""
+    ready: threading.Condition = field(init=False)
+    """The slots: a job to start, or no more will come."""
+    outbox: threading.Condition = field(init=False)
+    """The sender: an outcome to send, or no more will come."""
+    beats: threading.Condition = field(init=False)
+    """The heartbeat loop: new jobs to renew, or every outcome is sent."""
+
+    def __post_init__(self) -> None:
+        self.room = threading.Condition(self.lock)
+        self.ready = threading.Condition(self.lock)
+        self.outbox = threading.Condition(self.lock)
+        self.beats = threading.Condition(self.lock)
 
 
 class Client(BaseClient):
@@ -68,8 +93,23 @@ class Client(BaseClient):
     ) -> Job:
         return self._send(self._submit_call(job_id, description, data, max_attempts))
 
-    def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None:
-        return self._send(self._next_call(wait, lease))
+    def submit_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
+        """Submit every job (each a dict of `submit`'s parameters) in as few requests as the
+        server's limits allow; one result per job, in order. See docs/sdk.md, "Batches"."""
+        return self._send_batches(self._submit_batches(jobs))
+
+    @overload
+    def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None: ...
+    @overload
+    def next(
+        self, *, wait: float | None = None, lease: int | None = None, count: int
+    ) -> list[Job]: ...
+    def next(
+        self, *, wait: float | None = None, lease: int | None = None, count: int | None = None
+    ) -> Job | list[Job] | None:
+        if count is None:
+            return self._send(self._next_call(wait, lease))
+        return self._send(self._claim_call(count, wait, lease))
 
     def heartbeat(self, job_id: str, lease_id: str, lease_seconds: int | None = None) -> Job:
         return self._send(self._heartbeat_call(job_id, lease_id, lease_seconds))
@@ -86,6 +126,10 @@ class Client(BaseClient):
     ) -> Job:
         call = self._complete_call(job_id, status, lease_id, result, error, retry)
         return self._send(call)
+
+    def complete_many(self, completions: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
+        """Complete every job (each a dict of `complete`'s parameters), as `submit_many`."""
+        return self._send_batches(self._complete_batches(completions))
 
     def get(self, job_id: str) -> Job:
         return self._send(self._get_call(job_id))
@@ -130,30 +174,43 @@ class Client(BaseClient):
         handler: Callable[[Job], Any],
         *,
         concurrency: int = 1,
+        prefetch: int = PREFETCH,
         lease: int | None = None,
         wait: float = WORK_WAIT,
         stop: threading.Event | None = None,
     ) -> None:
         """Run ``handler(job)`` on every job the queue hands out, ``concurrency`` at a time (in
-        threads), until ``stop`` is set or SIGINT/SIGTERM arrives; then finish the jobs in hand
-        and return. See docs/sdk.md, "Workers", for what is sent when.
+        threads), holding up to ``prefetch`` more, until ``stop`` is set or SIGINT/SIGTERM
+        arrives; then run and complete the jobs held and return. See docs/sdk.md, "Workers",
+        for what is sent when.
         """
-        plan = WorkPlan(concurrency, lease, wait)
+        ledger = Ledger(WorkPlan(concurrency, lease, wait, prefetch))
         stop = stop or threading.Event()
+        wakes = _Wakes()
         raised: list[BaseException] = []
 
-        def slot() -> None:
-            try:
-                self._work_slot(handler, plan, stop)
-            except BaseException as exc:  # handed to the caller below, once the others end
-                raised.append(exc)
-                stop.set()
+        def part(name: str, run: Callable[..., None], *args: Any) -> threading.Thread:
+            def target() -> None:
+                try:
+                    run(*args)
+                except BaseException as exc:  # handed to the caller below, once the others end
+                    raised.append(exc)
+                    stop.set()
+                    with wakes.lock:
+                        wakes.room.notify()  # the fetcher, which may wait for room that never comes
 
-        threads = [
             # Daemon threads: a second Ctrl-C ends the process at once (the jobs in hand come
             # back when their leases end), as docs/sdk.md says.
-            threading.Thread(target=slot, name=f"simplequeue-worker-{n}", daemon=True)
-            for n in range(concurrency)
+            return threading.Thread(target=target, name=f"simplequeue-{name}", daemon=True)
+
+        threads = [
+            part("fetcher", self._fetch, ledger, wakes, stop),
+            *(
+                part(f"worker-{n}", self._run_slot, handler, ledger, wakes)
+                for n in range(concurrency)
+            ),
+            part("sender", self._send_outcomes, ledger, wakes),
+            part("heartbeat", self._keep_leased, ledger, wakes),
         ]
         with worker.stop_on_signals(stop.set):
             for thread in threads:
@@ -178,68 +235,110 @@ class Client(BaseClient):
     ) -> None:
         self.close()
 
-    def _work_slot(
-        self, handler: Callable[[Job], Any], plan: WorkPlan, stop: threading.Event
-    ) -> None:
+    # -- the worker loop: a fetcher, the slots, a sender, a heartbeat loop (worker.py) --------
+
+    def _fetch(self, ledger: Ledger, wakes: _Wakes, stop: threading.Event) -> None:
+        plan = ledger.plan
         failures = 0
-        while not stop.is_set():
-            try:
-                job = self.next(wait=plan.wait, lease=plan.lease)
-            except SimpleQueueError as exc:
-                failures += 1
-                stop.wait(plan.pause_after(exc, failures))
-                continue
-            failures = 0
-            if job is None:
-                stop.wait(plan.idle_pause())
-            else:
-                self._work_on(job, handler, plan)
-
-    def _work_on(self, job: Job, handler: Callable[[Job], Any], plan: WorkPlan) -> None:
-        done = threading.Event()
-        gone = threading.Event()
-        beats = threading.Thread(
-            target=self._keep_leased,
-            args=(job, plan, done, gone),
-            name="simplequeue-heartbeat",
-            daemon=True,
-        )
-        beats.start()
         try:
-            outcome = worker.outcome_of_result(handler(job))
-        except Exception as exc:
-            outcome = worker.outcome_of_error(job, exc)
+            while True:
+                with wakes.room:
+                    wakes.room.wait_for(lambda: stop.is_set() or ledger.may_ask())
+                    count, wait = ledger.ask()
+                if stop.is_set():
+                    return
+                try:
+                    jobs = self.next(count=count, wait=wait, lease=plan.lease)
+                except SimpleQueueError as exc:
+                    failures += 1
+                    stop.wait(plan.pause_after(exc, failures))
+                    continue
+                failures = 0
+                with wakes.lock:
+                    pause = ledger.took(jobs, count, time.monotonic())
+                    wakes.ready.notify(len(jobs))
+                    wakes.beats.notify()
+                if pause:
+                    stop.wait(pause)
         finally:
-            done.set()
-            beats.join()
-        if not gone.is_set():
-            self._finish(job, outcome)
+            with wakes.lock:
+                ledger.fetching = False
+                wakes.ready.notify_all()
 
-    def _keep_leased(
-        self, job: Job, plan: WorkPlan, done: threading.Event, gone: threading.Event
-    ) -> None:
-        every = plan.heartbeat_every(job)
-        while every is not None and not done.wait(every):
-            try:
-                self._send(self._renew_call(job))
-            except GONE as exc:
-                worker.lost(job, exc)
-                gone.set()
-                return
-            except SimpleQueueError as exc:
-                worker.heartbeat_failed(job, exc)
-
-    def _finish(self, job: Job, outcome: Outcome) -> None:
+    def _run_slot(self, handler: Callable[[Job], Any], ledger: Ledger, wakes: _Wakes) -> None:
         try:
-            self._send(self._finish_call(job, outcome))
-        except GONE as exc:
-            worker.lost(job, exc)
-        except SimpleQueueError as exc:
-            instead = worker.refused_result(outcome, exc)
-            if instead is None:
-                worker.not_completed(job, exc)
-            else:
-                self._finish(job, instead)
+            while True:
+                with wakes.ready:
+                    wakes.ready.wait_for(ledger.waiting)
+                    held = ledger.start()
+                if held is None:
+                    return
+                try:
+                    outcome = worker.outcome_of_result(handler(held.job))
+                except Exception as exc:
+                    outcome = worker.outcome_of_error(held.job, exc)
+                except BaseException:
+                    with wakes.lock:
+                        ledger.dropped(held)
+                        wakes.room.notify()
+                    raise
+                with wakes.lock:
+                    ledger.finished(held, outcome)
+                    wakes.room.notify()
+                    wakes.outbox.notify()
+        finally:
+            with wakes.lock:
+                ledger.slots -= 1
+                wakes.outbox.notify()
+
+    def _send_outcomes(self, ledger: Ledger, wakes: _Wakes) -> None:
+        try:
+            while True:
+                with wakes.outbox:
+                    wakes.outbox.wait_for(lambda: ledger.outbox or ledger.slots == 0)
+                    if ledger.sender_done():
+                        return
+                    batch = ledger.flush()
+                try:
+                    results = self._send_batches(
+                        self._finish_batches([(held.job, outcome) for held, outcome in batch])
+                    )
+                except SimpleQueueError as exc:
+                    with wakes.lock:
+                        ledger.unsent(batch, exc)
+                    continue
+                with wakes.lock:
+                    for (held, outcome), result in zip(batch, results, strict=True):
+                        ledger.settle(held, outcome, result)
+        finally:
+            with wakes.lock:
+                ledger.over = True
+                wakes.beats.notify()
+
+    def _keep_leased(self, ledger: Ledger, wakes: _Wakes) -> None:
+        while True:
+            with wakes.beats:
+                while not ledger.over and not (due := ledger.due(time.monotonic())):
+                    wakes.beats.wait(ledger.renewal_in(time.monotonic()))
+                if ledger.over:
+                    return
+            for held in due:
+                try:
+                    self._send(self._renew_call(held.job))
+                except GONE as exc:
+                    with wakes.lock:
+                        ledger.lost(held, exc)
+                        wakes.room.notify()
+                except SimpleQueueError as exc:
+                    worker.heartbeat_failed(held.job, exc)
+
+    def _send_batches(self, batches: Batches) -> list[BatchResult]:
+        while (call := batches.next_call()) is not None:
+            try:
+                batches.answered(self._send(call))
+            except PayloadTooLarge as exc:
+                batches.too_large(exc)
+        return batches.results()
 
     def _send(self, call: Call[T]) -> T:
         attempts = self._attempts(call)

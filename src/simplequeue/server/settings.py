@@ -10,6 +10,7 @@ from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     MAX_ATTEMPTS,
+    MAX_BODY_SIZE,
     MAX_LEASE_SECONDS,
     RETRY_BACKOFF,
 )
@@ -35,7 +36,8 @@ __all__ = [
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 
-MIB = 1024 * 1024
+MIB = MAX_BODY_SIZE
+"""The default body limit (defined with the other shared limits, in simplequeue.models)."""
 
 # The connection limits (docs/operations.md says why each default is what it is).
 MAX_CONNECTIONS = 1024

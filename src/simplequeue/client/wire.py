@@ -1,0 +1,209 @@
+"""What goes on the wire and what comes back, with no client state: a `Call`, the bodies of
+requests, the answers read into models, and an answer's error (the status -> class table of
+`simplequeue.errors`). `BaseClient` and `Batches` build on it; nothing here does I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import httpx
+import msgspec
+
+from simplequeue.errors import (
+    LEASE_LOST,
+    REQUEST_ERROR_FOR_STATUS,
+    InvalidRequest,
+    JobConflict,
+    LeaseLost,
+    RequestError,
+    ServerError,
+    Unavailable,
+)
+from simplequeue.models import (
+    CompleteRequest,
+    CompletionStatus,
+    Health,
+    Job,
+    Problem,
+    Stats,
+    SubmitRequest,
+)
+
+__all__ = [
+    "Call",
+    "complete_body",
+    "completion_status",
+    "encode",
+    "error",
+    "error_of",
+    "read_claims",
+    "read_health",
+    "read_job",
+    "read_jobs",
+    "read_next",
+    "read_stats",
+    "resendable",
+    "retry_after",
+    "seconds",
+    "submit_body",
+]
+
+T = TypeVar("T")
+
+_job = msgspec.json.Decoder(Job)
+_jobs = msgspec.json.Decoder(list[Job])
+_stats = msgspec.json.Decoder(Stats)
+_health = msgspec.json.Decoder(Health)
+_problem = msgspec.json.Decoder(Problem)
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[T]):
+    """One API call: the request to send, whether resending it is safe, how to read the answer."""
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], T]
+    params: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    idempotent: bool = True
+    least_read: float = 0.0
+    """The least each attempt waits for its answer once sent, whatever the timeout or deadline
+    (a claim's: see `base.CLAIM_WAIT`)."""
+
+
+def encode(build: Callable[[], msgspec.Struct], omit_if_none: tuple[str, ...] = ()) -> bytes:
+    # The request models refuse a reserved job id, or a field that goes with the other status,
+    # when built; that is the API's 400, found early. So is a value JSON cannot carry.
+    try:
+        request = build()
+        if not omit_if_none:
+            return msgspec.json.encode(request)
+        fields = msgspec.to_builtins(request)
+        for name in omit_if_none:
+            if fields.get(name) is None:
+                fields.pop(name, None)
+        return msgspec.json.encode(fields)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
+def submit_body(
+    job_id: str,
+    description: str | None = None,
+    data: dict[str, Any] | None = None,
+    *,
+    max_attempts: int | None = None,
+) -> bytes:
+    """The body of one submit. Its parameters are `submit()`'s (a test holds them equal): they
+    are the keys `submit_many` takes."""
+    return encode(
+        lambda: SubmitRequest(
+            job_id=job_id, description=description, data=data, max_attempts=max_attempts
+        ),
+        # Left out when not given, so that the server's default applies (and a server from
+        # before maxAttempts, which refuses unknown fields, still takes the submit).
+        omit_if_none=("maxAttempts",),
+    )
+
+
+def complete_body(
+    job_id: str,
+    status: CompletionStatus | str,
+    *,
+    lease_id: str | None = None,
+    result: Any = None,
+    error: str | None = None,
+    retry: bool = False,
+) -> bytes:
+    """The body of one completion; its parameters are `complete()`'s, as `submit_body`'s."""
+    return encode(
+        lambda: CompleteRequest(
+            job_id=job_id,
+            status=completion_status(status),
+            lease_id=lease_id,
+            result=result,
+            error=error,
+            retry=retry,
+        )
+    )
+
+
+def resendable(lease_id: str | None, retry: bool) -> bool:
+    # The same completion again is answered 200 unchanged: with a lease, by that lease; without
+    # one, when it left the job finished with that status. A retry without a lease leaves the
+    # job queued instead, and a repeat could end the attempt that comes after it: not resent.
+    return lease_id is not None or not retry
+
+
+def seconds(value: float | None) -> str | None:
+    # Whole seconds as integers ("5", not "5.0"); a fraction as it is.
+    if value is None:
+        return None
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def completion_status(status: CompletionStatus | str) -> CompletionStatus:
+    try:
+        return CompletionStatus(status)
+    except ValueError:
+        raise InvalidRequest(
+            f"`status` must be 'succeeded' or 'failed', not {str(status)!r}"
+        ) from None
+
+
+def read_job(response: httpx.Response) -> Job:
+    return _job.decode(response.content)
+
+
+def read_jobs(response: httpx.Response) -> list[Job]:
+    return _jobs.decode(response.content)
+
+
+def read_stats(response: httpx.Response) -> Stats:
+    return _stats.decode(response.content)
+
+
+def read_health(response: httpx.Response) -> Health:
+    return _health.decode(response.content)
+
+
+def read_next(response: httpx.Response) -> Job | None:
+    return None if response.status_code == 204 else _job.decode(response.content)
+
+
+def read_claims(response: httpx.Response) -> list[Job]:
+    return [] if response.status_code == 204 else _jobs.decode(response.content)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    # Only the delay-seconds form (RFC 9110 §10.2.3), which is what simplequeue sends; an
+    # HTTP-date (from some proxy) falls back to the backoff.
+    value = response.headers.get("Retry-After", "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
+
+
+def error(response: httpx.Response) -> RequestError | ServerError:
+    status = response.status_code
+    try:
+        detail = _problem.decode(response.content).detail
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        # Not one of ours (a proxy's HTML page, say): say what came back.
+        detail = f"HTTP {status} {response.reason_phrase}".rstrip()
+    return error_of(status, detail, retry_after(response))
+
+
+def error_of(status: int, detail: str, retry_after: float | None) -> RequestError | ServerError:
+    """The error for an answer (or a batch item's result) with this status and detail."""
+    if status == JobConflict.status_code and detail.lower().startswith(LEASE_LOST):
+        return LeaseLost(detail)
+    if 400 <= status < 500:
+        return REQUEST_ERROR_FOR_STATUS.get(status, RequestError)(detail, status_code=status)
+    if status == Unavailable.status_code:
+        # A busy store's answer; the same request may be sent again (the retries already were).
+        if retry_after is None:
+            return Unavailable(detail)
+        return Unavailable(detail, retry_after=int(retry_after))
+    return ServerError(detail, status_code=status)
