@@ -414,3 +414,32 @@ def test_a_second_ctrl_c_stops_the_command_and_its_job_comes_back_at_once(
     assert [e.error for e in held.errors] == ["CommandFailed: killed by SIGTERM"]
     wait_until(lambda: gone(pid))  # its `sleep` got the SIGTERM too, and may take a moment
     assert "sending SIGTERM to 1 running command(s)" in worker.text()
+
+
+@pytest.mark.slow
+def test_with_prefetch_a_stop_still_runs_the_jobs_held_ahead(
+    server: ServerProcess, work: Callable[..., WorkProcess], tmp_path: Path
+) -> None:
+    script = tmp_path / "held.sh"
+    script.write_text(HELD_SCRIPT)
+    script.chmod(0o755)
+    with Client(server.url) as client:
+        client.submit("held")
+        client.submit("ahead")
+        client.submit("left")
+        worker = work(server.url, "--prefetch", "1", "--", str(script))
+        wait_until((tmp_path / "held.pid").exists)
+        # One command runs; one more job is held for it (running, by the server's count).
+        wait_until(lambda: client.stats().running == 2)
+        worker.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "stopping: no more jobs" in worker.text())
+        (tmp_path / "go").touch()
+        assert worker.process.wait(timeout=60) == 0
+        states = [client.get(j).state for j in ("held", "ahead", "left")]
+    assert states == [JobState.SUCCEEDED, JobState.SUCCEEDED, JobState.SUBMITTED]
+
+
+def test_a_negative_prefetch_is_a_usage_error(sq: Run) -> None:
+    result = sq("work", "--prefetch", "-1", "--", "true")
+    assert result.exit_code == 2
+    assert "--prefetch" in result.stderr

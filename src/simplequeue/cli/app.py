@@ -273,9 +273,13 @@ def _wire(answer: object) -> Any:
 
 def _show(answer: object, as_json: bool, human: RenderableType) -> None:
     if as_json:
-        sys.stdout.write(inert_json(msgspec.json.encode(_wire(answer)).decode()) + "\n")
+        _print_json(_wire(answer))
     else:
         Console().print(human)
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(inert_json(msgspec.json.encode(value).decode()) + "\n")
 
 
 def _now() -> datetime:
@@ -381,9 +385,10 @@ def _submit_lines(ctx: typer.Context, source: str, as_json: bool) -> None:
         fail(f"--from: {exc}", Exit.USAGE)
     with _client(ctx) as client:
         results = client.submit_many(line.job for line in lines)
-    if as_json:
-        answer = [{"status": r.status, "job": r.job} if r.ok else _refusal(r) for r in results]
-        _show(answer, True, "")
+    if as_json:  # the API's answer to the batches, one array: {status, job} or {status, detail}
+        _print_json(
+            [{"status": r.status, "job": _wire(r.job)} if r.ok else _refusal(r) for r in results]
+        )
     else:
         typer.echo(ndjson.summary(results))
     refused = [(line, r.error) for line, r in zip(lines, results, strict=True) if r.error]
@@ -428,8 +433,7 @@ def next_(
         typer.Option(
             min=1,
             max=MAX_CLAIM_COUNT,
-            help="Take up to this many jobs at once, each under its own lease "
-            "(--json: an array).",
+            help="Take up to this many jobs at once, each under its own lease (--json: an array).",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -622,6 +626,12 @@ def watch(
             run(client, interval=interval, rows=jobs, console=Console())
     except KeyboardInterrupt:
         pass
+
+
+WORK_PREFETCH = 0
+"""`sq work`'s default ``--prefetch``: none, unlike the SDK's `work`. A command is a process
+started per job, which costs more than the ``next`` that prefetching saves; and a job held
+ahead waits for this worker's slots while another worker may be idle."""
 
 
 @app.command(context_settings={"allow_interspersed_args": False})

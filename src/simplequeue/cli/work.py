@@ -238,7 +238,9 @@ class _ToLog(logging.Handler):
         self._worker.note(record.getMessage())
 
 
-def run(client: Client, worker: Worker, *, concurrency: int, lease: int | None) -> None:
+def run(
+    client: Client, worker: Worker, *, concurrency: int, prefetch: int, lease: int | None
+) -> None:
     """Run the SDK's loop until a signal or ``worker.stop``; its errors are raised here."""
     failure: list[BaseException] = []
     log = _ToLog(worker)
@@ -248,7 +250,9 @@ def run(client: Client, worker: Worker, *, concurrency: int, lease: int | None) 
 
     def loop() -> None:
         try:
-            client.work(worker, concurrency=concurrency, lease=lease, stop=worker.stop)
+            client.work(
+                worker, concurrency=concurrency, prefetch=prefetch, lease=lease, stop=worker.stop
+            )
         except BaseException as exc:  # handed to the main thread, which reports it
             failure.append(exc)
             worker.stop.set()
