@@ -562,24 +562,32 @@ class SqliteStore:
         return (await self.submit_many([job]))[0]
 
     async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
-        params = [
-            {
-                "job_id": job.job_id,
-                "description": job.description,
-                "data": None if job.data is None else job.data.decode(),
-                "created_at": _timestamp(job.created_at),
-                "max_attempts": job.max_attempts,
-            }
-            for job in jobs
-        ]
+        # One statement inserts them all, in order (one pass of SQLite's, not one per job);
+        # the ids it did not insert (already stored, or repeated in the batch) are read back.
+        stamps: dict[datetime, str] = {}
+        rows = msgspec.json.encode(
+            [
+                (
+                    job.job_id,
+                    job.description,
+                    None if job.data is None else job.data.decode(),
+                    stamps.get(job.created_at)
+                    or stamps.setdefault(job.created_at, _timestamp(job.created_at)),
+                    job.max_attempts,
+                )
+                for job in jobs
+            ]
+        ).decode()
 
         def insert_or_read(conn: sqlite3.Connection) -> list[tuple[StoredJob, bool]]:
+            inserted = {row[0]: row for row in conn.execute(Q["submit_many"], {"jobs": rows})}
             done = []
-            for one in params:
-                if row := conn.execute(Q["submit"], one).fetchone():
+            for job in jobs:
+                if (row := inserted.pop(job.job_id, None)) is not None:
                     done.append((_job(row), True))
                 else:
-                    done.append((_job(conn.execute(Q["get"], one).fetchone()), False))
+                    stored = conn.execute(Q["get"], {"job_id": job.job_id}).fetchone()
+                    done.append((_job(stored), False))
             return done
 
         return await self._write(insert_or_read)
@@ -589,18 +597,19 @@ class SqliteStore:
         until = _timestamp(now + timedelta(seconds=lease_seconds))
 
         def claim(conn: sqlite3.Connection) -> list[ClaimedJob]:
-            due = conn.execute(Q["due"], {"now": at, "limit": limit}).fetchall()
-            claimed = []
-            for (seq,) in due:
-                params = {
-                    "seq": seq,
-                    "now": at,
-                    "until": until,
-                    "lease_seconds": lease_seconds,
-                    "lease_id": secrets.token_urlsafe(18),
-                }
-                claimed.append(_claimed(conn.execute(Q["claim"], params).fetchone()))
-            return claimed
+            # One statement claims them all; each job gets a lease id of its own, made here
+            # (Python's CSPRNG, not SQLite's), by its place in the hand-out order.
+            params = {
+                "now": at,
+                "until": until,
+                "limit": limit,
+                "lease_seconds": lease_seconds,
+                "lease_ids": msgspec.json.encode(
+                    [secrets.token_urlsafe(18) for _ in range(limit)]
+                ).decode(),
+            }
+            rows = sorted(conn.execute(Q["claim"], params).fetchall(), key=lambda row: row[-1])
+            return [_claimed(row) for row in rows]
 
         def nothing_due(conn: sqlite3.Connection) -> bool:
             return conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone() is None

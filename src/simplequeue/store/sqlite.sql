@@ -49,9 +49,15 @@ WHERE state = 'running';
 CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_due ON jobs (run_at) WHERE state = 'submitted';
 
--- name: submit
+-- Many at once: :jobs is a JSON array of [job_id, description, data, created_at, max_attempts],
+-- inserted in its order (so in submission order). `WHERE true` tells SQLite's parser that
+-- ON CONFLICT belongs to the INSERT, not to a join.
+-- name: submit_many
 INSERT INTO jobs (job_id, description, data, state, created_at, max_attempts, run_at)
-VALUES (:job_id, :description, :data, 'submitted', :created_at, :max_attempts, :created_at)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       'submitted', json_extract(value, '$[3]'), json_extract(value, '$[4]'),
+       json_extract(value, '$[3]')
+FROM json_each(:jobs) WHERE true ORDER BY key
 ON CONFLICT (job_id) DO NOTHING
 RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
        max_attempts, lease_expires_at, result, errors;
@@ -60,13 +66,21 @@ RETURNING job_id, description, data, state, created_at, started_at, finished_at,
 -- name: due
 SELECT seq FROM jobs WHERE state = 'submitted' AND run_at <= :now ORDER BY seq LIMIT :limit;
 
+-- Up to :limit of them at once, the n-th (from 0, in hand-out order) under the n-th lease id of
+-- the JSON array :lease_ids; `seq` comes last, for the caller to put them in that order.
 -- name: claim
+WITH picked AS (
+    SELECT seq, row_number() OVER (ORDER BY seq) - 1 AS n
+    FROM jobs WHERE state = 'submitted' AND run_at <= :now ORDER BY seq LIMIT :limit
+)
 UPDATE jobs
 SET state = 'running', started_at = :now, attempts = attempts + 1,
-    lease_id = :lease_id, lease_seconds = :lease_seconds, lease_expires_at = :until
-WHERE seq = :seq AND state = 'submitted'
+    lease_id = json_extract(:lease_ids, '$[' || picked.n || ']'),
+    lease_seconds = :lease_seconds, lease_expires_at = :until
+FROM picked
+WHERE jobs.seq = picked.seq
 RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
-       max_attempts, lease_expires_at, result, errors, lease_id;
+       max_attempts, lease_expires_at, result, errors, lease_id, jobs.seq;
 
 -- name: attempt
 SELECT seq, state, attempts, max_attempts, lease_id, lease_seconds, errors
