@@ -239,6 +239,18 @@ def _deliver(writes: list[_Write]) -> None:
             write.future.set_exception(value)
 
 
+def _leased(job_id: str, lease_id: str, outcome: Outcome, at: str) -> dict[str, Any]:
+    """The parameters of ``finish_leased``: the common ending, by a worker under its lease, to
+    a final state whatever the attempts, with no error to record (a success)."""
+    return {
+        "job_id": job_id,
+        "lease_id": lease_id,
+        "state": outcome.then.value,
+        "finished_at": at,
+        "result": None if outcome.result is None else outcome.result.decode(),
+    }
+
+
 class SchemaTooNew(StoreUnusable):
     pass
 
@@ -645,11 +657,25 @@ class SqliteStore:
         return (await self.finish_many([Ending(job_id, lease_id, outcome)], now))[0]
 
     async def finish_many(self, endings: Sequence[Ending], now: datetime) -> list[Finished]:
+        at = _timestamp(now)
+
         def finish(conn: sqlite3.Connection) -> list[Finished]:
-            return [
-                self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True)
-                for job_id, lease_id, outcome in endings
-            ]
+            done = []
+            for job_id, lease_id, outcome in endings:
+                if (
+                    lease_id is not None
+                    and outcome.error is None
+                    and outcome.then == outcome.otherwise
+                    and (
+                        row := conn.execute(
+                            Q["finish_leased"], _leased(job_id, lease_id, outcome, at)
+                        ).fetchone()
+                    )
+                ):
+                    done.append(Finished(Finish.APPLIED, _job(row)))
+                else:
+                    done.append(self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True))
+            return done
 
         return await self._write(finish)
 
