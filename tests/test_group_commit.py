@@ -259,15 +259,40 @@ def test_a_write_whose_deadline_passed_while_queued_is_503_without_running(
 # -- claims and expiry that find nothing ------------------------------------------------------
 
 
+def test_an_empty_claim_answers_at_once_while_a_write_waits_for_another_process(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "queue.db"
+
+    async def scenario(store: SqliteStore) -> None:
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            waiting = asyncio.create_task(store.submit(new("blocked")))
+            await asyncio.sleep(0.2)  # the submit now waits for the lock, up to 3 s
+            assert await store.claim(datetime.now(UTC), lease_seconds=60) == []
+            assert not waiting.done()  # answered while the submit still waits for the lock
+            other.execute("ROLLBACK")
+            assert (await waiting)[1] is True
+        finally:
+            other.close()
+
+    run(scenario, SqliteStore(str(db), synchronous="normal", timeout=3))
+
+
+
 def test_an_empty_claim_or_expiry_never_takes_the_write_lock(tmp_path: Path) -> None:
     async def scenario(store: SqliteStore) -> None:
         statements = await trace(store)
+        looked: list[str] = []
+        assert store._peek is not None
+        store._peek.set_trace_callback(looked.append)
         now = datetime.now(UTC)
         assert await store.claim(now, lease_seconds=60) == []
         assert await store.claim(now, lease_seconds=60, limit=50) == []
         assert await store.expire(now, EXPIRE) == 0
-        assert statements  # it looked, on the writer's connection (the trace sees it)
-        assert starting(statements, "BEGIN") == 0
+        assert len(looked) == 3  # it looked, on the event loop's own connection
+        assert statements == []  # and the writer did nothing at all
         assert starting(statements, "SAVEPOINT") == 0
         # The same calls with work to do take the lock: the trace would have shown it.
         await store.submit(new("due"))
@@ -279,16 +304,14 @@ def test_an_empty_claim_or_expiry_never_takes_the_write_lock(tmp_path: Path) -> 
     run(scenario, SqliteStore(str(tmp_path / "queue.db"), synchronous="normal"))
 
 
-def test_an_empty_claim_queued_behind_a_busy_writer_takes_no_lock_either(tmp_path: Path) -> None:
+def test_an_empty_claim_never_queues_behind_a_busy_writer(tmp_path: Path) -> None:
     async def scenario(store: SqliteStore) -> None:
         statements = await trace(store)
         async with writer_held(store):
-            claims = [
-                asyncio.create_task(store.claim(datetime.now(UTC), lease_seconds=60))
-                for _ in range(10)
-            ]
-            await queued(store, 10)
-        assert await asyncio.gather(*claims) == [[]] * 10
+            claims = [store.claim(datetime.now(UTC), lease_seconds=60) for _ in range(10)]
+            # Answered while the writer is still busy: they never joined its queue.
+            assert await asyncio.gather(*claims) == [[]] * 10
+            assert not store._pending
         assert starting(statements, "BEGIN") == 0
 
     run(scenario, SqliteStore(str(tmp_path / "queue.db"), synchronous="normal"))

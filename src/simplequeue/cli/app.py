@@ -302,6 +302,8 @@ def _read_json(option: str, value: str) -> Any:
         return msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         fail(f"{option}{source} is not valid JSON: {exc}", Exit.USAGE)
+    except RecursionError:  # deeper than the decoder can follow (thousands of levels)
+        fail(f"{option}{source} is nested too deeply to read", Exit.USAGE)
 
 
 def _read_data(value: str) -> dict[str, Any]:

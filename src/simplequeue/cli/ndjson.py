@@ -42,6 +42,10 @@ def parse(text: str) -> list[Line]:
             body = msgspec.json.decode(line)
         except msgspec.DecodeError as exc:
             raise BadLine(f"line {number} is not valid JSON: {exc}") from None
+        except RecursionError:
+            # Deeper than the decoder can follow (thousands of levels); the server would refuse
+            # far less deep a line anyway (`sq serve --max-json-depth`).
+            raise BadLine(f"line {number} is nested too deeply to read") from None
         if not isinstance(body, dict):
             raise BadLine(f"line {number} must be a JSON object, not {type(body).__name__}")
         unknown = [key for key in body if key not in _PARAMETERS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -15,7 +15,7 @@ import httpx
 from simplequeue.client import worker
 from simplequeue.client.base import BaseClient, Call, Order, Page, States
 from simplequeue.client.batches import Batches, BatchResult
-from simplequeue.client.ledger import Ledger
+from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
 from simplequeue.models import CompletionStatus, Health, Job, Stats
@@ -187,7 +187,7 @@ class AsyncClient(BaseClient):
                 for _ in range(concurrency):
                     group.create_task(part(self._run_slot(handler, ledger, wakes)))
                 group.create_task(part(self._send_outcomes(ledger, wakes)))
-                group.create_task(part(self._keep_leased(ledger, wakes)))
+                group.create_task(part(self._keep_leased(ledger, wakes, part)))
         if raised:
             raise raised[0]
 
@@ -279,21 +279,47 @@ class AsyncClient(BaseClient):
             ledger.over = True
             wakes.beats.set()
 
-    async def _keep_leased(self, ledger: Ledger, wakes: _Wakes) -> None:
-        while True:
-            while not ledger.over and not (due := ledger.due(time.monotonic())):
-                wakes.beats.clear()
-                await _until(wakes.beats, ledger.renewal_in(time.monotonic()))
-            if ledger.over:
-                return
-            for held in due:
-                try:
-                    await self._send(self._renew_call(held.job))
-                except GONE as exc:
-                    ledger.lost(held, exc)
-                    wakes.room.set()
-                except SimpleQueueError as exc:
-                    worker.heartbeat_failed(held.job, exc)
+    async def _keep_leased(
+        self,
+        ledger: Ledger,
+        wakes: _Wakes,
+        part: Callable[[Awaitable[None]], Coroutine[Any, Any, None]],
+    ) -> None:
+        # Each renewal in a task of its own (a `part`: what it raises stops the worker), so that
+        # one slow to answer holds up no other, the next beats included (as waiting for a whole
+        # round of them would); `Ledger.due` bounds how many are in flight. Those still in
+        # flight when every outcome is sent are of no more use: cancelled.
+        renewals: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                while not ledger.over and not (due := ledger.due(time.monotonic())):
+                    wakes.beats.clear()
+                    await _until(wakes.beats, ledger.renewal_in(time.monotonic()))
+                if ledger.over:
+                    return
+                for held in due:
+                    task = asyncio.create_task(part(self._renew(held, ledger, wakes)))
+                    renewals.add(task)
+                    task.add_done_callback(renewals.discard)
+        finally:
+            for task in renewals:
+                task.cancel()
+            await asyncio.gather(*renewals, return_exceptions=True)
+
+    async def _renew(self, held: Held, ledger: Ledger, wakes: _Wakes) -> None:
+        sent_at = time.monotonic()
+        renewed = None
+        try:
+            await self._send(self._renew_call(held.job), within=ledger.renewal_time(held, sent_at))
+            renewed = sent_at
+        except GONE as exc:
+            ledger.lost(held, exc)
+            wakes.room.set()
+        except SimpleQueueError as exc:
+            worker.heartbeat_failed(held.job, exc)
+        finally:
+            ledger.renewal_ended(held, renewed)
+            wakes.beats.set()
 
     async def _send_batches(self, batches: Batches) -> list[BatchResult]:
         while (call := batches.next_call()) is not None:
@@ -303,8 +329,8 @@ class AsyncClient(BaseClient):
                 batches.too_large(exc)
         return batches.results()
 
-    async def _send(self, call: Call[T]) -> T:
-        attempts = self._attempts(call)
+    async def _send(self, call: Call[T], within: float | None = None) -> T:
+        attempts = self._attempts(call, within)
         while True:
             outcome: httpx.Response | httpx.TransportError
             try:

@@ -224,9 +224,11 @@ class BaseClient:
 
     # -- sending and reading --------------------------------------------------------------------
 
-    def _attempts(self, call: Call[T]) -> Attempts[T]:
-        ends = None if self.deadline is None else self._clock() + self.deadline
-        return Attempts(self, call, ends, self._clock)
+    def _attempts(self, call: Call[T], within: float | None = None) -> Attempts[T]:
+        """The attempts at ``call``, all ending within the client's ``deadline`` and, when
+        given, ``within`` seconds (a worker's renewal: the time left on the lease it renews)."""
+        budgets = [budget for budget in (self.deadline, within) if budget is not None]
+        return Attempts(self, call, min(budgets) if budgets else None, self._clock)
 
     def _read_page(self, response: httpx.Response) -> Page:
         jobs = read_jobs(response)
@@ -245,11 +247,12 @@ class Attempts(Generic[T]):
     """
 
     def __init__(
-        self, client: BaseClient, call: Call[T], ends: float | None, clock: Callable[[], float]
+        self, client: BaseClient, call: Call[T], budget: float | None, clock: Callable[[], float]
     ) -> None:
         self._client = client
         self._call = call
-        self._ends = ends  # the clock reading by which the call must have settled
+        self._budget = budget  # the seconds the call may take, retries included
+        self._ends = None if budget is None else clock() + budget  # the clock reading by then
         self._clock = clock
         self._made = 0
         self._cut: set[str] = set()  # the waits of the last attempt shortened to the deadline
@@ -306,7 +309,7 @@ class Attempts(Generic[T]):
             ) from None
 
     def _connection_failed(self, exc: httpx.TransportError) -> ConnectionFailed:
-        url, deadline = self._client.url, self._client.deadline
+        url, deadline = self._client.url, self._budget
         out_of_time = self._out_of_time or _wait_that_ran_out(exc) in self._cut
         if isinstance(exc, httpx.TimeoutException):
             if out_of_time and deadline:

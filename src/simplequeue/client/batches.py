@@ -115,8 +115,17 @@ class Batches:
         self._pending.extendleft([current[half:], current[:half]])
 
     def results(self) -> list[BatchResult]:
-        assert not self._pending, "results asked for before every batch was sent"
-        return [result for result in self._results if result is not None]
+        """One result per item, in order. An item without one is a bug in `Batches` (never an
+        answer the server may give: `_read_items` checks the count): it is raised, since a
+        shorter list would pair every later result with the wrong item."""
+        if self._pending:
+            raise RuntimeError("results asked for before every batch was sent")
+        results = []
+        for n, result in enumerate(self._results):
+            if result is None:
+                raise RuntimeError(f"item {n} of {len(self._results)} has no result")
+            results.append(result)
+        return results
 
 
 def item_body(

@@ -6,7 +6,8 @@ One loop is five parts around one `Ledger`::
     fetcher ──next(count=free slots + prefetch)──► ready ──► slots (handlers) ──► outbox
        ▲                                                                            │
        └──────────── room again ◄──── sender: complete_many(whatever is in it) ◄────┘
-    heartbeat loop: renews every held job (ready, running or unsent) when its turn comes
+    heartbeat loop: renews every held job (ready, running or unsent) when its turn comes, each
+                    renewal sent on its own and bounded by the time left on that job's lease
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from simplequeue.client.batches import BatchResult
 from simplequeue.client.worker import (
     GONE,
+    LATE_RENEWAL,
+    RENEWALS_AT_ONCE,
     Outcome,
     WorkPlan,
     lost,
@@ -39,9 +42,14 @@ class Held:
     job: Job
     renew_at: float | None
     """When (``time.monotonic()``) to renew its lease next; ``None``: it has none to renew."""
+    ends_at: float | None = None
+    """When (``time.monotonic()``) its lease ends unless renewed, as far as this worker can tell
+    (``None``: the job does not say how long its lease lasts)."""
     sending: bool = False
     """Its completion is in flight. It is not renewed meanwhile, and a heartbeat that finds its
     lease gone is not news: the completion itself ended the lease."""
+    renewing: bool = False
+    """A heartbeat of it is in flight: no second one is sent until that one ends."""
 
 
 class Ledger:
@@ -62,6 +70,8 @@ class Ledger:
         """Slots still running: the sender ends once none is and the outbox is empty."""
         self.over = False
         """Every outcome is sent (or given up on): the heartbeat loop ends."""
+        self.renewals = 0
+        """Heartbeats in flight: at most `RENEWALS_AT_ONCE`."""
         self._in_vain = 0
         """How many jobs the last ``next`` asked for, without waiting, and did not get: more
         are asked for once there is room for more than that, not in a loop."""
@@ -92,8 +102,11 @@ class Ledger:
         """The answer to `ask`: hold ``jobs``. Returns the seconds to pause before asking again
         (an empty answer to a poll without a long-poll, for idle slots: `WorkPlan.idle_pause`)."""
         for job in jobs:
-            every = self.plan.heartbeat_every(job)
+            # ``now`` is when the answer came, a round trip after the server started the lease
+            # at the most: the server takes a lease back only about a second after its end.
+            every, length = self.plan.heartbeat_every(job), self.plan.lease_length(job)
             held = Held(job, None if every is None else now + every)
+            held.ends_at = None if length is None else now + length
             self.held.add(held)
             self.ready.append(held)
         if jobs or self._waited:
@@ -158,19 +171,49 @@ class Ledger:
             self.held.discard(held)
 
     def due(self, now: float) -> list[Held]:
-        """The jobs to renew now; each is next due a heartbeat period later."""
-        due = [
-            h for h in self.held if not h.sending and h.renew_at is not None and h.renew_at <= now
-        ]
+        """The jobs to renew now, each to be sent on its own and ended with `renewal_ended`;
+        each is next due a heartbeat period later. A job whose heartbeat is still in flight
+        waits for it, and no more than `RENEWALS_AT_ONCE` are in flight: the rest stay due,
+        most overdue first, until one ends."""
+        due = sorted(
+            (h for h in self._renewable() if h.renew_at is not None and h.renew_at <= now),
+            key=lambda h: h.renew_at or 0.0,
+        )[: RENEWALS_AT_ONCE - self.renewals]
         for held in due:
             every = self.plan.heartbeat_every(held.job)
             held.renew_at = None if every is None else now + every
+            held.renewing = True
+        self.renewals += len(due)
         return due
 
     def renewal_in(self, now: float) -> float | None:
-        """Seconds until a held job is due a heartbeat; ``None``: none is."""
-        times = [h.renew_at for h in self.held if h.renew_at is not None and not h.sending]
+        """Seconds until a held job is due a heartbeat; ``None``: none is, or as many heartbeats
+        are in flight as may be (the one that ends first is waited for instead)."""
+        if self.renewals >= RENEWALS_AT_ONCE:
+            return None
+        times = [h.renew_at for h in self._renewable() if h.renew_at is not None]
         return max(min(times) - now, 0.0) if times else None
+
+    def renewal_time(self, held: Held, now: float) -> float | None:
+        """How long a heartbeat of ``held`` sent at ``now`` may take, retries included: the time
+        left on its lease (at least `LATE_RENEWAL`). One that cannot arrive sooner is given up,
+        and holds up nothing else meanwhile. ``None``: no bound but the client's own."""
+        if held.ends_at is None:
+            return None
+        return max(held.ends_at - now, LATE_RENEWAL)
+
+    def renewal_ended(self, held: Held, sent_at: float | None) -> None:
+        """The heartbeat of ``held`` is over: renewed by a request sent at ``sent_at`` (the
+        server renewed it then or later, so the lease ends no sooner than a length after that),
+        or not (``None``)."""
+        self.renewals -= 1
+        held.renewing = False
+        length = self.plan.lease_length(held.job)
+        if sent_at is not None and length is not None:
+            held.ends_at = sent_at + length
+
+    def _renewable(self) -> Iterable[Held]:
+        return (h for h in self.held if not h.sending and not h.renewing)
 
     def lost(self, held: Held, exc: SimpleQueueError) -> None:
         """A heartbeat of ``held`` found its lease gone: drop it, whether it waits, runs (its

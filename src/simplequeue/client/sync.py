@@ -14,7 +14,7 @@ import httpx
 from simplequeue.client import worker
 from simplequeue.client.base import BaseClient, Call, Order, Page, States
 from simplequeue.client.batches import Batches, BatchResult
-from simplequeue.client.ledger import Ledger
+from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
 from simplequeue.models import CompletionStatus, Health, Job, Stats
@@ -210,7 +210,7 @@ class Client(BaseClient):
                 for n in range(concurrency)
             ),
             part("sender", self._send_outcomes, ledger, wakes),
-            part("heartbeat", self._keep_leased, ledger, wakes),
+            part("heartbeat", self._keep_leased, ledger, wakes, part),
         ]
         with worker.stop_on_signals(stop.set):
             for thread in threads:
@@ -315,7 +315,13 @@ class Client(BaseClient):
                 ledger.over = True
                 wakes.beats.notify()
 
-    def _keep_leased(self, ledger: Ledger, wakes: _Wakes) -> None:
+    def _keep_leased(
+        self, ledger: Ledger, wakes: _Wakes, part: Callable[..., threading.Thread]
+    ) -> None:
+        # Each renewal in a thread of its own (a `part`: what it raises stops the worker), so
+        # that one slow to answer holds up no other; `Ledger.due` bounds how many are in flight.
+        # Daemons, as every part: a renewal still in flight when the loop ends is left to end
+        # by itself, within the time left on its lease.
         while True:
             with wakes.beats:
                 while not ledger.over and not (due := ledger.due(time.monotonic())):
@@ -323,14 +329,26 @@ class Client(BaseClient):
                 if ledger.over:
                     return
             for held in due:
-                try:
-                    self._send(self._renew_call(held.job))
-                except GONE as exc:
-                    with wakes.lock:
-                        ledger.lost(held, exc)
-                        wakes.room.notify()
-                except SimpleQueueError as exc:
-                    worker.heartbeat_failed(held.job, exc)
+                part("renewal", self._renew, held, ledger, wakes).start()
+
+    def _renew(self, held: Held, ledger: Ledger, wakes: _Wakes) -> None:
+        sent_at = time.monotonic()
+        with wakes.lock:
+            within = ledger.renewal_time(held, sent_at)
+        renewed = None
+        try:
+            self._send(self._renew_call(held.job), within=within)
+            renewed = sent_at
+        except GONE as exc:
+            with wakes.lock:
+                ledger.lost(held, exc)
+                wakes.room.notify()
+        except SimpleQueueError as exc:
+            worker.heartbeat_failed(held.job, exc)
+        finally:
+            with wakes.lock:
+                ledger.renewal_ended(held, renewed)
+                wakes.beats.notify()
 
     def _send_batches(self, batches: Batches) -> list[BatchResult]:
         while (call := batches.next_call()) is not None:
@@ -340,8 +358,8 @@ class Client(BaseClient):
                 batches.too_large(exc)
         return batches.results()
 
-    def _send(self, call: Call[T]) -> T:
-        attempts = self._attempts(call)
+    def _send(self, call: Call[T], within: float | None = None) -> T:
+        attempts = self._attempts(call, within)
         while True:
             outcome: httpx.Response | httpx.TransportError
             try:

@@ -88,6 +88,10 @@ def encode(build: Callable[[], msgspec.Struct], omit_if_none: tuple[str, ...] = 
         return msgspec.json.encode(fields)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequest(str(exc)) from None
+    except RecursionError:
+        # Nested deeper than the encoder can follow (thousands of levels): the server's limit
+        # is far lower, so this is the same 400, found early.
+        raise InvalidRequest("the request is nested too deeply to encode as JSON") from None
 
 
 def submit_body(

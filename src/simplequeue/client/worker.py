@@ -66,10 +66,10 @@ stop; abandoning the poll instead could strand a job the server was handing out 
 PREFETCH = 32
 """Jobs a worker holds beyond its free slots, taken ahead so that a slot that frees up finds
 its next job at hand instead of waiting for a ``next``, and so that one ``next`` and one
-``complete`` carry many jobs. Measured (docs/sdk.md, "Fetching ahead"): trivial jobs, 4 worker
-processes of concurrency 1, went from about 500 jobs/s at 0 to 2,200-3,100 at 8 and
-4,000-5,000 at 32; 64 was within the noise of 32. The cost: these jobs wait for this worker's
-slots, and if the worker dies they wait out their leases."""
+``complete`` carry many jobs. The figures measured for each value are in one place,
+docs/sdk.md, "Fetching ahead": 32 made trivial jobs several times faster than 0, and 64 was
+within the noise of 32. The cost: these jobs wait for this worker's slots, and if the worker
+dies they wait out their leases."""
 IDLE_PAUSE = 1.0
 """Seconds between two polls of an empty queue when ``wait=0`` (no long-poll)."""
 HEARTBEAT_FRACTION = 3
@@ -77,6 +77,14 @@ HEARTBEAT_FRACTION = 3
 MIN_HEARTBEAT = 0.5
 """The shortest time between two heartbeats, whatever the lease (a 1 s lease beats twice a
 second, not continuously)."""
+LATE_RENEWAL = 1.0
+"""The least time a renewal may take, even of a lease whose end has passed by the worker's
+reckoning: the server takes a lease back only within about a second after its end (CONTRACT
+§7), and the reckoning is only as good as a round trip."""
+RENEWALS_AT_ONCE = 8
+"""The most heartbeats one worker has in flight at once. Each is sent on its own (a thread or a
+task) and may take only the time left on its lease, so one that hangs delays no other; more
+than this many due at once wait for one to end."""
 MAX_OUTAGE_PAUSE = 30.0
 """The longest a worker waits before polling again a server it could not reach."""
 
@@ -117,7 +125,7 @@ def outcome_of_result(value: Any) -> Outcome:
     """The handler returned ``value``: ``succeeded`` with it as the result, if it can be sent."""
     try:
         msgspec.json.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         # The work was done, but its result cannot be recorded. A retry would do the work again
         # and fail the same way, so the job fails for good, saying why.
         return Outcome(
@@ -203,9 +211,8 @@ class WorkPlan:
         if not 0 <= self.wait <= MAX_WAIT_SECONDS:
             raise ValueError(f"wait must be 0 to {MAX_WAIT_SECONDS} seconds")
 
-    def heartbeat_every(self, job: Job) -> float | None:
-        """Seconds between two heartbeats of ``job``: a fraction of its lease's length (``None``:
-        the job came without a lease, from a server that has none, so there is none to renew).
+    def lease_length(self, job: Job) -> float | None:
+        """Seconds each lease on ``job`` lasts (``None``: it has none, or it does not say).
 
         Without ``lease``, the length is the server's default, read from the job itself (both
         times are the server's, so no clock skew enters it); a heartbeat renews the lease for
@@ -213,11 +220,20 @@ class WorkPlan:
         """
         if job.lease_id is None:
             return None
-        length = float(self.lease) if self.lease is not None else None
-        if length is None and job.lease_expires_at is not None and job.started_at is not None:
-            length = (job.lease_expires_at - job.started_at).total_seconds()
-        if length is None or length <= 0:
-            length = float(MIN_HEARTBEAT)  # no length given: beat often, it is cheap
+        if self.lease is not None:
+            return float(self.lease)
+        if job.lease_expires_at is None or job.started_at is None:
+            return None
+        length = (job.lease_expires_at - job.started_at).total_seconds()
+        return length if length > 0 else None
+
+    def heartbeat_every(self, job: Job) -> float | None:
+        """Seconds between two heartbeats of ``job``: a fraction of its lease's length (``None``:
+        the job came without a lease, from a server that has none, so there is none to renew).
+        """
+        if job.lease_id is None:
+            return None
+        length = self.lease_length(job) or MIN_HEARTBEAT  # none given: beat often, it is cheap
         return max(length / HEARTBEAT_FRACTION, MIN_HEARTBEAT)
 
     def idle_pause(self) -> float:

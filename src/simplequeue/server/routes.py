@@ -269,6 +269,10 @@ def _problems(*codes: int) -> dict[int, ResponseSpec]:
     ),
     status_code=HTTP_201_CREATED,
     responses={
+        HTTP_201_CREATED: ResponseSpec(
+            data_container=StoredJob,
+            description="A new job, now queued (`Location` names it); a batch is always 200",
+        ),
         HTTP_200_OK: ResponseSpec(
             data_container=StoredJob | list[ItemResult],
             generate_examples=False,

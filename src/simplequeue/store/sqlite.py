@@ -72,6 +72,8 @@ BUSY_SLACK_MS = 50
 """How far the writer's lock wait may drift from a write's deadline before it is set again."""
 GROUP_LIMIT = 256
 """The most writes one transaction (one fsync) takes: a group never holds the lock long."""
+GROUP_ROWS = 4000
+"""The most rows (about) one transaction takes: four batches of 1,000 jobs fill a group."""
 EXPIRE_BATCH = 500
 """Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
 Q = load_queries("sqlite.sql")
@@ -192,7 +194,17 @@ def _refusal(exc: BaseException) -> BaseException:
 class _Write:
     """One write waiting for the writer thread, and, once run, its outcome."""
 
-    __slots__ = ("deadline", "future", "loop", "otherwise", "outcome", "unless", "value", "work")
+    __slots__ = (
+        "deadline",
+        "future",
+        "loop",
+        "otherwise",
+        "outcome",
+        "rows",
+        "unless",
+        "value",
+        "work",
+    )
 
     def __init__(
         self,
@@ -208,6 +220,7 @@ class _Write:
         self.loop = loop
         self.unless = unless
         self.otherwise: Any = None
+        self.rows = 1
         self.value: Any = None
         self.outcome: tuple[bool, Any] | None = None
 
@@ -270,6 +283,9 @@ class SqliteStore:
             if path == ":memory:"
             else ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="simplequeue-read")
         )
+        # A connection of the event loop's own, for one cheap look before a write that may find
+        # nothing to do (an empty queue's claim): no thread hop, no wait behind other writes.
+        self._peek: sqlite3.Connection | None = None
         self._pending: deque[_Write] = deque()
         self._busy_ms = int(timeout * 1000)  # the writer's busy_timeout, as last set
         self._draining = False
@@ -285,21 +301,37 @@ class SqliteStore:
         *,
         unless: Callable[[sqlite3.Connection], bool] | None = None,
         otherwise: T | None = None,
+        rows: int = 1,
     ) -> T:
         """Run ``work`` in a write transaction on the writer thread, before the deadline, and
         return once that transaction is committed (group commit: see `_commit_group`).
 
-        ``unless``, if given, is a read made first on the writer's connection without taking
-        the lock: when it is true, ``work`` is not run and ``otherwise`` is the answer (an
-        empty queue's claim never takes the write lock, nor waits for the fsync of others).
+        ``unless``, if given, is a read made first without taking the lock: when it is true,
+        ``work`` is not run and ``otherwise`` is the answer, so an empty queue's claim never
+        takes the lock nor waits for other writes. It is made on the event loop's own
+        connection where there is one (a file), else on the writer's before its group.
+        ``rows`` is about how many rows ``work`` writes: a group holds a bounded number.
         """
+        if unless is not None and self._peek is not None:
+            try:
+                if unless(self._peek):
+                    return otherwise  # type: ignore[return-value]
+            except sqlite3.Error:
+                pass  # busy at this instant (a checkpoint, say): the writer looks instead
+            unless = None
         loop = asyncio.get_running_loop()
         write = _Write(work, time.monotonic() + self.timeout, loop.create_future(), loop, unless)
         write.otherwise = otherwise
+        write.rows = rows
         self._pending.append(write)
         if not self._draining:
             self._draining = True
-            self._writer.submit(self._drain)
+            try:
+                self._writer.submit(self._drain)
+            except RuntimeError:  # the store was closed: its writer takes no more work
+                self._draining = False
+                self._pending.remove(write)
+                raise RuntimeError("the store is closed") from None
         result: T = await write.future
         return result
 
@@ -309,25 +341,37 @@ class SqliteStore:
         Writes are appended by the event loop's thread, which sets ``_draining`` after the
         append; this thread clears it and then looks once more, so no write is ever left
         pending with no drain to take it."""
-        while True:
-            group: list[_Write] = []
-            while self._pending and len(group) < GROUP_LIMIT:
-                group.append(self._pending.popleft())
-            if not group:
-                self._draining = False
-                if not self._pending:
-                    return
-                self._draining = True
-                continue
-            try:
-                self._commit_group(group)
-            except BaseException as exc:  # a fault of the store itself: answer, never hang
-                if self._conn is not None and self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                for write in group:
-                    if write.outcome is None:
-                        write.fail(exc)
-                _answer(group)
+        try:
+            while True:
+                group: list[_Write] = []
+                rows = 0
+                while self._pending and len(group) < GROUP_LIMIT and rows < GROUP_ROWS:
+                    group.append(write := self._pending.popleft())
+                    rows += write.rows
+                if not group:
+                    self._draining = False
+                    if not self._pending:
+                        return
+                    self._draining = True
+                    continue
+                try:
+                    self._commit_group(group)
+                except BaseException as exc:  # a fault of the store itself: answer, never hang
+                    self._recover(group, exc)
+        except BaseException:
+            # Only if something escaped even that: the next write starts a new drain.
+            self._draining = False
+            raise
+
+    def _recover(self, group: list[_Write], exc: BaseException) -> None:
+        conn = self._conn
+        with contextlib.suppress(sqlite3.Error):
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+        for write in group:
+            if write.outcome is None:
+                write.fail(exc)
+        _answer(group)
 
     def _commit_group(self, group: list[_Write]) -> None:
         """Run every write of ``group`` in one transaction, each in a savepoint of its own, and
@@ -339,8 +383,10 @@ class SqliteStore:
         none is answered before it is durable, so what an acknowledgement means is unchanged.
         """
         conn = self._conn
-        assert conn is not None, "the store is not open"
+        if conn is None:
+            raise RuntimeError("the store is closed")
         live: list[_Write] = []
+        settled: list[_Write] = []
         for write in group:
             if write.future.cancelled() and write.unless is not None:
                 continue  # nobody waits, and it would change nothing anyway
@@ -348,11 +394,14 @@ class SqliteStore:
                 try:
                     if write.unless(conn):
                         write.settle(write.otherwise)
+                        settled.append(write)
                         continue
                 except sqlite3.Error as exc:
                     write.fail(_unavailable(exc) or exc)
+                    settled.append(write)
                     continue
             live.append(write)
+        _answer(settled)  # now, not after the others' lock wait and commit
         try:
             live = self._begin(conn, live)
         except BaseException as exc:
@@ -487,6 +536,18 @@ class SqliteStore:
         `StoreUnusable` with one line that says what is wrong, before anything is served."""
         loop = asyncio.get_running_loop()
         self._conn = await loop.run_in_executor(self._writer, self._connect)
+        if self.path != ":memory:":
+            self._peek = self._open_peek()
+
+    def _open_peek(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")  # never wait: the writer looks instead
+            conn.execute("PRAGMA query_only = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -561,10 +622,18 @@ class SqliteStore:
                 conns, self._reader_conns = self._reader_conns, []
             for reader in conns:
                 reader.close()
+        if self._peek is not None:
+            peek, self._peek = self._peek, None
+            peek.close()
         if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await loop.run_in_executor(self._writer, conn.close)
+            # On the writer thread, after the writes queued before it have been committed.
+            await loop.run_in_executor(self._writer, self._close_writer)
         await asyncio.to_thread(self._writer.shutdown, wait=True)
+
+    def _close_writer(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     # -- the queue's operations ------------------------------------------------------------
     # Each turns its rows into jobs inside the transaction: anything that fails does so before
@@ -602,7 +671,7 @@ class SqliteStore:
                     done.append((_job(stored), False))
             return done
 
-        return await self._write(insert_or_read)
+        return await self._write(insert_or_read, rows=len(jobs))
 
     async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
         at = _timestamp(now)
@@ -627,7 +696,7 @@ class SqliteStore:
             return conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone() is None
 
         # An empty queue is answered without taking the write lock.
-        return await self._write(claim, unless=nothing_due, otherwise=[])
+        return await self._write(claim, unless=nothing_due, otherwise=[], rows=limit)
 
     async def heartbeat(
         self, job_id: str, lease_id: str, now: datetime, lease_seconds: int | None
@@ -677,7 +746,7 @@ class SqliteStore:
                     done.append(self._finish(conn, job_id, lease_id, outcome, now, keep_lease=True))
             return done
 
-        return await self._write(finish)
+        return await self._write(finish, rows=len(endings))
 
     @staticmethod
     def _finish(
