@@ -280,7 +280,6 @@ def test_an_empty_claim_answers_at_once_while_a_write_waits_for_another_process(
     run(scenario, SqliteStore(str(db), synchronous="normal", timeout=3))
 
 
-
 def test_an_empty_claim_or_expiry_never_takes_the_write_lock(tmp_path: Path) -> None:
     async def scenario(store: SqliteStore) -> None:
         statements = await trace(store)

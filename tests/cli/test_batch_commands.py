@@ -83,6 +83,14 @@ def test_a_line_without_an_id_gets_a_uuid(sq: Run, client: Client) -> None:
         ('{"jobId": "a"}\n{"jobId": \n', "--from: line 2 is not valid JSON: "),
         ('{"jobId": "a"}\n\n[1, 2]\n', "--from: line 3 must be a JSON object, not list"),
         (
+            # Deeper than the decoder can follow: it raises RecursionError, not a DecodeError.
+            '{"jobId": "a"}\n{"jobId": "d", "data": {"a": '
+            + "[" * 100_000
+            + "]" * 100_000
+            + "}}\n",
+            "--from: line 2 is nested too deeply to read",
+        ),
+        (
             '{"jobId": "a", "job_id": "b"}\n',
             "--from: line 1: unknown field 'job_id' (a job has jobId, description, data, "
             "maxAttempts)",

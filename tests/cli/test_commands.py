@@ -61,6 +61,8 @@ def test_submit_reads_data_from_a_file_or_stdin(sq: Run, client: Client, tmp_pat
         ("[1, 2]", "--data must be a JSON object, not list"),
         ('"text"', "--data must be a JSON object, not str"),
         ("@/no/such/file.json", "--data: cannot read '/no/such/file.json'"),
+        # Deeper than the decoder can follow: RecursionError, not a DecodeError.
+        ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "--data is nested too deeply to read"),
     ],
 )
 def test_bad_data_is_refused_before_any_request(

@@ -24,9 +24,10 @@ from simplequeue import (
     PayloadTooLarge,
     ServerError,
 )
-from simplequeue.client.batches import BATCH_BYTES
+from simplequeue.client.batches import BATCH_BYTES, Batches
 from simplequeue.models import MAX_BATCH, MAX_CLAIM_COUNT
 from tests.client.conftest import Twin, job_json
+from tests.client.test_requests import nested
 
 
 def sent(route: respx.Route) -> list[list[Any]]:
@@ -115,6 +116,29 @@ def test_an_item_the_client_knows_is_invalid_is_not_sent_and_gets_its_error(
     assert isinstance(results[1].error, InvalidRequest)
     assert "reserved" in results[1].error.detail
     assert isinstance(results[2].error, InvalidRequest)
+
+
+def test_an_item_nested_beyond_the_encoder_gets_its_own_error_and_the_rest_are_sent(
+    api: respx.MockRouter, sdk: Twin
+) -> None:
+    submits = api.post("/jobs/submit").mock(side_effect=echo())
+    completes = api.post("/jobs/complete").respond(
+        200, json=[{"status": 200, "job": job_json("b", "succeeded")}]
+    )
+    submitted = sdk.submit_many([{"job_id": "deep", "data": {"a": nested()}}, {"job_id": "b"}])
+    completed = sdk.complete_many(
+        [
+            {"job_id": "deep", "status": "succeeded", "lease_id": "L", "result": nested()},
+            {"job_id": "b", "status": "succeeded", "lease_id": "M"},
+        ]
+    )
+    assert [[item["jobId"] for item in array] for array in sent(submits)] == [["b"]]
+    assert [[item["jobId"] for item in array] for array in sent(completes)] == [["b"]]
+    for results in (submitted, completed):
+        assert [r.status for r in results] == [400, results[1].status]
+        assert isinstance(results[0].error, InvalidRequest)
+        assert "nested too deeply to encode" in results[0].error.detail
+        assert results[1].ok
 
 
 @pytest.mark.parametrize(
@@ -371,3 +395,13 @@ def test_a_count_out_of_range_is_refused_without_a_request(
 def test_a_batch_result_says_whether_it_succeeded() -> None:
     refused = BatchResult(409, error=JobConflict("no"))
     assert (refused.ok, refused.created, refused.job) == (False, False, None)
+
+
+def test_results_refuse_an_item_left_without_one() -> None:
+    # Had results() skipped the unanswered item, the caller would pair "b"'s result with "a".
+    batches = Batches("/jobs/submit", [b'{"jobId":"a"}', InvalidRequest("bad")], [True, True])
+    with pytest.raises(RuntimeError, match="before every batch was sent"):
+        batches.results()
+    assert batches.next_call() is not None  # sent, but its answer never recorded
+    with pytest.raises(RuntimeError, match="item 0 of 2 has no result"):
+        batches.results()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -67,6 +68,26 @@ def test_submit_refuses_a_reserved_id_without_a_request(api: respx.MockRouter, s
     with pytest.raises(InvalidRequest, match="reserved"):
         sdk.submit("next")
     assert not route.called
+
+
+def nested(levels: int = 100_000) -> list[Any]:
+    """A value nested deeper than msgspec can follow: encoding it raises `RecursionError`."""
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_data_or_a_result_nested_beyond_the_encoder_is_refused_without_a_request(
+    api: respx.MockRouter, sdk: Twin
+) -> None:
+    submit, complete = api.post("/jobs/submit"), api.post("/jobs/complete")
+    with pytest.raises(InvalidRequest, match="nested too deeply to encode"):
+        sdk.submit("deep", data={"a": nested()})
+    with pytest.raises(InvalidRequest, match="nested too deeply to encode"):
+        sdk.complete("deep", "succeeded", lease_id="L", result=nested())
+    assert not submit.called
+    assert not complete.called
 
 
 def test_next_takes_a_job(api: respx.MockRouter, sdk: Twin) -> None:

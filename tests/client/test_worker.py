@@ -27,8 +27,10 @@ from simplequeue import (
 )
 from simplequeue.client.ledger import Ledger
 from simplequeue.client.worker import (
+    LATE_RENEWAL,
     MAX_OUTAGE_PAUSE,
     MIN_HEARTBEAT,
+    RENEWALS_AT_ONCE,
     Outcome,
     WorkPlan,
     error_text,
@@ -38,6 +40,7 @@ from simplequeue.client.worker import (
 )
 from simplequeue.models import MAX_CLAIM_COUNT, MAX_ERROR_LENGTH, CompletionStatus, JobState
 from tests.client.conftest import Twin, job_json
+from tests.client.test_requests import nested
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -69,7 +72,7 @@ def test_a_json_value_succeeds_as_the_result(value: object) -> None:
     assert outcome_of_result(value) == Outcome(CompletionStatus.SUCCEEDED, result=value)
 
 
-@pytest.mark.parametrize("value", [object(), {1: 2j}, [threading.Event()]])
+@pytest.mark.parametrize("value", [object(), {1: 2j}, [threading.Event()], nested()])
 def test_a_value_json_cannot_carry_fails_for_good(value: object) -> None:
     outcome = outcome_of_result(value)
     assert (outcome.status, outcome.retry, outcome.result) == (CompletionStatus.FAILED, False, None)
@@ -367,3 +370,34 @@ def test_a_refused_result_is_sent_again_as_a_failure_and_a_lost_lease_is_dropped
     assert again is big
     assert (instead.status, instead.retry) == (CompletionStatus.FAILED, False)
     assert book.held == {big}
+
+
+def test_a_heartbeat_in_flight_is_not_sent_twice_and_only_so_many_are_in_flight() -> None:
+    book = ledger(concurrency=1, prefetch=RENEWALS_AT_ONCE)
+    jobs = [job(lease_seconds=30, job_id=f"j{n}") for n in range(RENEWALS_AT_ONCE + 1)]
+    book.took(jobs, len(jobs), now=0.0)  # each due at 10; each lease ends at 30
+    first = book.due(now=10.0)
+    assert len(first) == RENEWALS_AT_ONCE
+    assert book.renewal_in(now=10.0) is None  # one to end is waited for, not a time
+    assert book.due(now=29.0) == []  # those in flight are not sent again
+    slow, *others = first
+    for held in others:
+        book.renewal_ended(held, sent_at=10.0)
+    (last,) = book.due(now=11.0)  # the one left waiting, now that there is room
+    assert last.job.job_id not in {h.job.job_id for h in first}
+    book.renewal_ended(slow, sent_at=None)  # given up: its lease still ends at 30
+    assert book.due(now=11.0) == []
+    assert book.due(now=20.0)[0] is slow  # due again a period after it was sent, most overdue
+
+
+def test_a_heartbeat_may_take_the_time_left_on_its_lease() -> None:
+    book = ledger(concurrency=1, prefetch=0)
+    book.took([job(lease_seconds=30)], 1, now=100.0)  # the lease ends at 130
+    (held,) = book.due(now=110.0)
+    assert book.renewal_time(held, now=110.0) == 20.0
+    assert book.renewal_time(held, now=129.9) == LATE_RENEWAL  # the server may yet take it
+    book.renewal_ended(held, sent_at=110.0)  # renewed: the lease ends 30 s after it was sent
+    assert book.renewal_time(held, now=120.0) == 20.0
+    book.took([job(lease_seconds=None, job_id="no-length")], 1, now=0.0)
+    (unknown,) = [h for h in book.held if h.job.job_id == "no-length"]
+    assert book.renewal_time(unknown, now=0.0) is None  # only the client's own deadline
