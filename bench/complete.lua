@@ -1,10 +1,12 @@
 -- POST /jobs/complete for jobs made running beforehand. args: <file of ids, one a line>
 -- <number of threads>. Thread t takes lines t, t+T, t+2T, ...; once its share is used up it
--- completes an unknown id, so the 404s show up as errors rather than as idempotent 200s.
+-- completes an unknown id, so the 404s show up as errors rather than as idempotent 200s, and
+-- sets `used_up` (see report.lua).
 dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "report.lua")
 local ids = {}
 local i = 0
 local headers = { ["Content-Type"] = "application/json" }
+used_up = 0
 
 function init(args)
   local nthreads = tonumber(args[2])
@@ -19,7 +21,10 @@ end
 
 function request()
   i = i + 1
-  local id = ids[i] or "bench-ids-used-up"
+  local id = ids[i]
+  if id == nil then
+    used_up, id = 1, "bench-ids-used-up"
+  end
   local body = '{"jobId":"' .. id .. '","status":"succeeded"}'
   return wrk.format("POST", "/jobs/complete", headers, body)
 end
