@@ -179,9 +179,8 @@ def _items(body: bytes, max_depth: int) -> list[bytes]:
             raise InvalidRequest("the request body is not valid JSON") from None
         items = [msgspec.Raw(item) for item in split]
     if not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidRequest(
-            f"a batch holds 1 to {MAX_BATCH} items, got {len(items)}; send more batches"
-        )
+        advice = "; send more batches" if items else ""
+        raise InvalidRequest(f"a batch holds 1 to {MAX_BATCH} items, got {len(items)}{advice}")
     return [bytes(item) for item in items]
 
 

@@ -252,9 +252,9 @@ def _deliver(writes: list[_Write]) -> None:
             write.future.set_exception(value)
 
 
-def _leased(job_id: str, lease_id: str, outcome: Outcome, at: str) -> dict[str, Any]:
-    """The parameters of ``finish_leased``: the common ending, by a worker under its lease, to
-    a final state whatever the attempts, with no error to record (a success)."""
+def _leased(job_id: str, lease_id: str | None, outcome: Outcome, at: str) -> dict[str, Any]:
+    """The parameters of ``finish_leased``: the common ending, by a worker under its lease (or
+    naming none), to a final state whatever the attempts, with no error to record (a success)."""
     return {
         "job_id": job_id,
         "lease_id": lease_id,
@@ -732,8 +732,7 @@ class SqliteStore:
             done = []
             for job_id, lease_id, outcome in endings:
                 if (
-                    lease_id is not None
-                    and outcome.error is None
+                    outcome.error is None
                     and outcome.then == outcome.otherwise
                     and (
                         row := conn.execute(

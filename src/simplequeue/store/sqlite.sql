@@ -103,13 +103,15 @@ WHERE seq = :seq AND state = 'running'
 RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
        max_attempts, lease_expires_at, result, errors;
 
--- The common ending in one statement: a worker's, under its current lease, to a state that
--- does not depend on the attempts, with no error to add (a success). When it changes no row,
--- the full path (`attempt`, then `finish`) decides what to answer.
+-- The common ending in one statement: a worker's, under its current lease (or naming none), to
+-- a state that does not depend on the attempts, with no error to add (a success). The lease
+-- named stays on the row, as `finish` leaves it. When it changes no row, the full path
+-- (`attempt`, then `finish`) decides what to answer.
 -- name: finish_leased
 UPDATE jobs
-SET state = :state, finished_at = :finished_at, result = :result, lease_expires_at = NULL
-WHERE job_id = :job_id AND lease_id = :lease_id AND state = 'running'
+SET state = :state, finished_at = :finished_at, result = :result, lease_id = :lease_id,
+    lease_expires_at = NULL
+WHERE job_id = :job_id AND state = 'running' AND (:lease_id IS NULL OR lease_id = :lease_id)
 RETURNING job_id, description, data, state, created_at, started_at, finished_at, attempts,
        max_attempts, lease_expires_at, result, errors;
 
