@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from urllib.parse import quote, unquote_to_bytes, urlencode
 
 import msgspec
@@ -37,11 +37,12 @@ from simplequeue.models import (
     SubmitRequest,
     job_path,
 )
-from simplequeue.queue import MAX_PAGE, Queue
+from simplequeue.queue import MAX_PAGE, Queue, Submitted
 
 __all__ = ["ROUTES"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 JOBS_PREFIX = b"/jobs/"
 # The one path that claims a job: the edge (guard.py) refuses HEAD and other sites on it.
@@ -184,24 +185,38 @@ def _items(body: bytes, max_depth: int) -> list[bytes]:
     return [bytes(item) for item in items]
 
 
-def _batch(
-    body: bytes, model: type[T], field: str, max_depth: int
-) -> tuple[list[ItemResult | None], list[tuple[T, bytes | None]]]:
-    """Decode each item of a batch on its own: a slot per item, ``None`` for those that are
-    valid (listed in order beside it, with their raw ``field``), a 400 result for the others."""
-    items = _items(body, max_depth)
-    if (whole := _whole(body, model, field, max_depth)) is not None:
-        return [None] * len(items), whole
-    slots: list[ItemResult | None] = []
-    valid: list[tuple[T, bytes | None]] = []
-    for item in items:
-        try:
-            valid.append((_decode_one(item, model, max_depth), _text_of(item, field)))
-            slots.append(None)
-        except InvalidRequest as exc:
-            detail = exc.detail.replace("request body", "item", 1)
-            slots.append(ItemResult(status=400, detail=detail))
-    return slots, valid
+class _Batch(Generic[T]):
+    """A batch body (CONTRACT §10): each item decoded on its own, then the valid ones applied
+    together, and every item answered in its place."""
+
+    def __init__(self, body: bytes, model: type[T], field: str, max_depth: int) -> None:
+        items = _items(body, max_depth)
+        whole = _whole(body, model, field, max_depth)
+        # One slot per item: None for the valid ones (listed in order in `valid`, with their
+        # raw `field`), the 400 of the others.
+        self.slots: list[ItemResult | None] = [None] * len(items)
+        self.valid: list[tuple[T, bytes | None]] = [] if whole is None else whole
+        if whole is None:
+            for n, item in enumerate(items):
+                try:
+                    self.valid.append((_decode_one(item, model, max_depth), _text_of(item, field)))
+                except InvalidRequest as exc:
+                    detail = exc.detail.replace("request body", "item", 1)
+                    self.slots[n] = ItemResult(status=400, detail=detail)
+
+    async def answer(
+        self,
+        apply: Callable[[list[tuple[T, bytes | None]]], Awaitable[Sequence[R | SimpleQueueError]]],
+        answered: Callable[[R], ItemResult],
+    ) -> list[ItemResult]:
+        done = iter(await apply(self.valid) if self.valid else [])
+
+        def result(outcome: R | SimpleQueueError) -> ItemResult:
+            if isinstance(outcome, SimpleQueueError):
+                return ItemResult(status=outcome.status_code, detail=outcome.detail)
+            return answered(outcome)
+
+        return [result(next(done)) if slot is None else slot for slot in self.slots]
 
 
 def _whole(
@@ -222,16 +237,6 @@ def _whole(
     return [
         (item, None if text == b"null" else text) for item, text in zip(decoded, raw, strict=True)
     ]
-
-
-def _merge(slots: list[ItemResult | None], answers: list[ItemResult]) -> list[ItemResult]:
-    """The batch's answer in order: each valid item's answer in its slot."""
-    done = iter(answers)
-    return [slot if slot is not None else next(done) for slot in slots]
-
-
-def _refused(exc: SimpleQueueError) -> ItemResult:
-    return ItemResult(status=exc.status_code, detail=exc.detail)
 
 
 async def _unless_gone(request: Request[Any, Any, Any], work: Awaitable[T]) -> T | None:
@@ -288,14 +293,13 @@ async def submit(request: Request[Any, Any, Any]) -> Response[StoredJob | list[I
     body = await request.body()
     max_depth: int = request.app.state.settings.max_json_depth
     if _is_batch(body):
-        slots, valid = _batch(body, SubmitRequest, "data", max_depth)
-        answers = [
-            _refused(done)
-            if isinstance(done, SimpleQueueError)
-            else ItemResult(status=HTTP_201_CREATED if done.created else HTTP_200_OK, job=done.job)
-            for done in (await queue.submit_many(valid) if valid else [])
-        ]
-        return Response(_merge(slots, answers), status_code=HTTP_200_OK)
+
+        def answer(done: Submitted) -> ItemResult:
+            status = HTTP_201_CREATED if done.created else HTTP_200_OK
+            return ItemResult(status=status, job=done.job)
+
+        batch = _Batch(body, SubmitRequest, "data", max_depth)
+        return Response(await batch.answer(queue.submit_many, answer), status_code=HTTP_200_OK)
     submitted = await queue.submit(
         _decode_one(body, SubmitRequest, max_depth), _text_of(body, "data")
     )
@@ -387,14 +391,10 @@ async def complete(request: Request[Any, Any, Any]) -> StoredJob | list[ItemResu
     body = await request.body()
     max_depth: int = request.app.state.settings.max_json_depth
     if _is_batch(body):
-        slots, valid = _batch(body, CompleteRequest, "result", max_depth)
-        answers = [
-            _refused(done)
-            if isinstance(done, SimpleQueueError)
-            else ItemResult(status=HTTP_200_OK, job=done)
-            for done in (await queue.complete_many(valid) if valid else [])
-        ]
-        return _merge(slots, answers)
+        batch = _Batch(body, CompleteRequest, "result", max_depth)
+        return await batch.answer(
+            queue.complete_many, lambda job: ItemResult(status=HTTP_200_OK, job=job)
+        )
     return await queue.complete(
         _decode_one(body, CompleteRequest, max_depth), _text_of(body, "result")
     )
