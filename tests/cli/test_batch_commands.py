@@ -90,6 +90,16 @@ def test_a_line_without_an_id_gets_a_uuid(sq: Run, client: Client) -> None:
             + "}}\n",
             "--from: line 2 is nested too deeply to read",
         ),
+        (b'{"jobId": "a"}\n\xff\xfe\n', "--from: line 2 is not UTF-8 text\n"),
+        # Refused as the server refuses them: decoded, only the last value would be sent.
+        (
+            '{"jobId": "a"}\n{"jobId": "a", "jobId": "b"}\n',
+            "--from: line 2 names the key 'jobId' twice in one object; send each key once",
+        ),
+        (
+            '{"jobId": "x", "data": {"k": 1, "n": [{"k": 1, "k": 2}]}}\n',
+            "--from: line 1 names the key 'k' twice in one object",
+        ),
         (
             '{"jobId": "a", "job_id": "b"}\n',
             "--from: line 1: unknown field 'job_id' (a job has jobId, description, data, "
@@ -98,11 +108,11 @@ def test_a_line_without_an_id_gets_a_uuid(sq: Run, client: Client) -> None:
     ],
 )
 def test_a_line_that_is_not_a_job_is_one_error_and_nothing_is_sent(
-    sq: Run, client: Client, text: str, message: str
+    sq: Run, client: Client, text: str | bytes, message: str
 ) -> None:
     result = sq("submit", "--from", "-", input=text)
     assert result.exit_code == 2
-    assert one_error_line(result).startswith(f"sq: error: {message}")
+    assert (one_error_line(result) + "\n").startswith(f"sq: error: {message}")
     assert client.stats().total == 0
 
 
@@ -124,6 +134,23 @@ def test_an_unreadable_file_is_a_usage_error(sq: Run) -> None:
     result = sq("submit", "--from", "/no/such/jobs.ndjson")
     assert result.exit_code == 2
     assert one_error_line(result).startswith("sq: error: --from: cannot read '/no/such/jobs")
+
+
+def test_a_file_that_is_not_utf8_names_its_line(sq: Run, client: Client, tmp_path: Path) -> None:
+    path = tmp_path / "jobs.ndjson"
+    path.write_bytes(b'{"jobId": "a"}\n{"jobId": "\xe9"}\n')
+    result = sq("submit", "--from", str(path))
+    assert result.exit_code == 2
+    assert one_error_line(result) == "sq: error: --from: line 2 is not UTF-8 text"
+    assert client.stats().total == 0
+
+
+def test_a_line_ends_only_at_a_line_feed() -> None:
+    # U+2028 and U+0085 may stand raw inside a JSON string; CRLF files work too.
+    text = '{"jobId": "a", "description": "one\u2028two\x85three"}\r\n{"jobId": "b"}\n'
+    parsed = ndjson.parse(text)
+    assert [(line.number, line.job["job_id"]) for line in parsed] == [(1, "a"), (2, "b")]
+    assert parsed[0].job["description"] == "one\u2028two\x85three"
 
 
 def test_the_summary_counts() -> None:

@@ -61,6 +61,9 @@ def test_submit_reads_data_from_a_file_or_stdin(sq: Run, client: Client, tmp_pat
         ("[1, 2]", "--data must be a JSON object, not list"),
         ('"text"', "--data must be a JSON object, not str"),
         ("@/no/such/file.json", "--data: cannot read '/no/such/file.json'"),
+        # Refused as the server refuses them: decoded, only the last value would be sent.
+        ('{"k": 1, "k": 2}', "--data names the key 'k' twice in one object; send each key once"),
+        ('{"a": [{"k": 1}, {"k": 1, "k": 1}]}', "--data names the key 'k' twice in one object"),
         # Deeper than the decoder can follow: RecursionError, not a DecodeError.
         ('{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "--data is nested too deeply to read"),
     ],

@@ -88,6 +88,26 @@ def test_an_unreachable_server_is_one_line_with_exit_4() -> None:
     assert_one_error_line(sq(url, "next"), 4, f"sq: error: cannot reach the server at {url}")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["submit", "--from", "-"], "sq: error: --from: line 2 is not UTF-8 text\n"),
+        (["submit", "--data", "-"], "sq: error: --data (stdin) is not UTF-8 text"),
+    ],
+)
+def test_stdin_that_is_not_utf8_is_one_line_with_exit_2(args: list[str], message: str) -> None:
+    # A real process: its stdin decodes bytes that are not UTF-8 to surrogates (C.UTF-8 locale),
+    # which an in-process runner does not; nothing is sent, so no server is needed.
+    env = {k: v for k, v in os.environ.items() if k != "SIMPLEQUEUE_URL"}
+    done = subprocess.run(
+        [SQ, "--url", f"http://127.0.0.1:{free_port()}", *args], check=False, timeout=60,
+        input=b'{"jobId": "a"}\n\xff\xfe\n', capture_output=True, env={**env, "LC_ALL": "C.UTF-8"},
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (2, b""), done.stderr
+    assert done.stderr.count(b"\n") == 1, done.stderr
+    assert done.stderr.decode().startswith(message)
+
+
 def test_next_on_an_empty_queue_exits_3_with_nothing_on_stdout(server: ServerProcess) -> None:
     done = sq(server.url, "next", "--json")
     assert (done.returncode, done.stdout) == (3, "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -199,12 +200,18 @@ def test_a_second_ctrl_c_stops_the_running_commands_and_a_repeated_sigterm_does_
     assert [str(exc) for exc in raised] == ["killed by SIGTERM"]
 
 
-def test_no_command_starts_once_the_running_ones_were_told_to_stop(log: Console) -> None:
-    runner = worker(log, "sh", "-c", "echo 1")
+def test_no_command_starts_once_the_running_ones_were_told_to_stop() -> None:
+    shown = io.StringIO()
+    runner = worker(Console(file=shown, width=200), "sh", "-c", "echo 1")
     runner.on_signal(signal.SIGINT, None)
     runner.on_signal(signal.SIGINT, None)
     with pytest.raises(CommandFailed, match="not started"):
         runner(leased())
+    # A job held ahead that never ran is not logged as started.
+    lines = [line for line in shown.getvalue().splitlines() if "job-1" in line]
+    assert len(lines) == 1, shown.getvalue()
+    assert " failed " in lines[0]
+    assert lines[0].endswith("· not started: sq work was stopped")
 
 
 # -- the command line, in-process -------------------------------------------------------------

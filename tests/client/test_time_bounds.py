@@ -192,3 +192,36 @@ def test_a_503_that_stays_is_unavailable_with_the_time_it_asked_for(
     assert (raised.value.status_code, raised.value.retry_after) == (503, 3)
     assert raised.value.detail == "the store is busy; try again shortly"
     assert sdk.delays == [3.0]
+
+
+def test_a_deadline_that_runs_out_after_a_503_is_unavailable_not_unreachable(
+    api: respx.MockRouter, make_sdk: Callable[..., Twin]
+) -> None:
+    # A store another process keeps locked: the server gives up on it and answers 503 after a
+    # while; the retry is then cut short by the deadline. The server answered: it is busy.
+    sdk = make_sdk(deadline=8.0, retries=3)
+    seen: list[tuple[float, httpx.Timeout]] = []
+    waits = hung(sdk, seen)
+
+    def attempt(request: httpx.Request) -> httpx.Response | None:
+        if not seen:
+            seen.append((sdk.now, httpx.Timeout(**request.extensions["timeout"])))
+            sdk.pass_time(5.0)
+            return busy("1")
+        return waits(request)
+
+    route = api.post("/jobs/submit").mock(side_effect=attempt)
+    with pytest.raises(Unavailable) as raised:
+        sdk.submit("j")
+    assert (raised.value.status_code, raised.value.retry_after) == (503, 1)
+    assert route.call_count == 2
+    assert sdk.now == pytest.approx(8.0)
+
+
+def test_a_server_gone_after_a_503_is_still_unreachable(
+    api: respx.MockRouter, make_sdk: Callable[..., Twin]
+) -> None:
+    sdk = make_sdk(deadline=8.0, retries=1)
+    api.get("/stats").mock(side_effect=[busy("1"), httpx.ConnectError("connection refused")])
+    with pytest.raises(ConnectionFailed, match="cannot reach the server"):
+        sdk.stats()

@@ -27,6 +27,7 @@ import msgspec
 import typer
 from rich.console import Console, Group, RenderableType
 
+from simplequeue import jsontext
 from simplequeue.cli import render
 from simplequeue.client import DEFAULT_URL, BatchResult, Client, Order
 from simplequeue.client.base import TIMEOUT, URL_ENV
@@ -291,19 +292,34 @@ def _read_json(option: str, value: str) -> Any:
     source = ""
     try:
         if value == "-":
-            source, text = " (stdin)", sys.stdin.read()
+            source, raw = " (stdin)", sys.stdin.buffer.read()
         elif value.startswith("@"):
-            source, text = f" (file {value[1:]!r})", Path(value[1:]).read_text(encoding="utf-8")
+            source, raw = f" (file {value[1:]!r})", Path(value[1:]).read_bytes()
         else:
-            text = value
+            # An argument that is not UTF-8 reaches Python as surrogates; they stay bytes here.
+            raw = value.encode("utf-8", "surrogateescape")
     except OSError as exc:
         fail(f"{option}: cannot read {value[1:]!r}: {exc.strerror}", Exit.USAGE)
     try:
-        return msgspec.json.decode(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        fail(f"{option}{source} is not UTF-8 text ({exc.reason})", Exit.USAGE)
+    try:
+        decoded = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         fail(f"{option}{source} is not valid JSON: {exc}", Exit.USAGE)
     except RecursionError:  # deeper than the decoder can follow (thousands of levels)
         fail(f"{option}{source} is nested too deeply to read", Exit.USAGE)
+    try:
+        # As the server does: decoded, only the last of the two values would be sent.
+        jsontext.refuse_duplicate_keys(raw)
+    except jsontext.DuplicateKey as exc:
+        fail(
+            f"{option}{source} names the key {exc.args[0]!r} twice in one object; "
+            "send each key once",
+            Exit.USAGE,
+        )
+    return decoded
 
 
 def _read_data(value: str) -> dict[str, Any]:
@@ -376,11 +392,11 @@ def _submit_lines(ctx: typer.Context, source: str, as_json: bool) -> None:
     from simplequeue.cli import ndjson
 
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     except OSError as exc:
         fail(f"--from: cannot read {source!r}: {exc.strerror}", Exit.USAGE)
-    except UnicodeDecodeError as exc:
-        fail(f"--from: {source!r} is not UTF-8 text ({exc.reason})", Exit.USAGE)
+    # Bytes that are not UTF-8 are kept (as surrogates) for `parse` to name their line.
+    text = raw.decode("utf-8", "surrogateescape")
     try:
         lines = ndjson.parse(text)
     except ndjson.BadLine as exc:

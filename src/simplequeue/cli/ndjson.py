@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 
+from simplequeue import jsontext
 from simplequeue.client import BatchResult
 from simplequeue.models import SubmitRequest
 
@@ -33,13 +34,22 @@ class Line:
 
 def parse(text: str) -> list[Line]:
     """Every job of ``text``, one JSON object a line; blank lines are skipped. A line without
-    ``jobId`` gets a new UUID, as ``sq submit`` without ``--id`` does."""
+    ``jobId`` gets a new UUID, as ``sq submit`` without ``--id`` does.
+
+    ``text`` is the input decoded with ``surrogateescape``: bytes that are not UTF-8 are kept as
+    surrogates, so that the line they are on can be named."""
     lines = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: U+2028, U+0085 and the like may stand raw inside a JSON string
+    # (str.splitlines() would cut the line there). A "\r" before it is JSON whitespace.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            body = msgspec.json.decode(line)
+            raw = line.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadLine(f"line {number} is not UTF-8 text") from None
+        try:
+            body = msgspec.json.decode(raw)
         except msgspec.DecodeError as exc:
             raise BadLine(f"line {number} is not valid JSON: {exc}") from None
         except RecursionError:
@@ -48,6 +58,15 @@ def parse(text: str) -> list[Line]:
             raise BadLine(f"line {number} is nested too deeply to read") from None
         if not isinstance(body, dict):
             raise BadLine(f"line {number} must be a JSON object, not {type(body).__name__}")
+        try:
+            # The server refuses a key named twice in one object; so does this, before sending:
+            # decoded, only the last value would be left and the job sent would not be the line.
+            jsontext.refuse_duplicate_keys(raw)
+        except jsontext.DuplicateKey as exc:
+            raise BadLine(
+                f"line {number} names the key {exc.args[0]!r} twice in one object; "
+                "send each key once"
+            ) from None
         unknown = [key for key in body if key not in _PARAMETERS]
         if unknown:
             known = ", ".join(_PARAMETERS)

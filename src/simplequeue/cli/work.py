@@ -133,7 +133,6 @@ class Worker:
 
     def __call__(self, job: Job) -> Any:
         started = self.clock()
-        self._say(job, "started", None)
         with (
             tempfile.TemporaryFile() as stdin,
             tempfile.TemporaryFile() as stdout,
@@ -163,7 +162,9 @@ class Worker:
         }
         with self._lock:
             if self._signals > 1:  # told to stop what runs: start nothing new
-                raise CommandFailed("not started: sq work was stopped")
+                reason = "not started: sq work was stopped"
+                self._say(job, "failed", reason)
+                raise CommandFailed(reason)
             try:
                 process = subprocess.Popen(
                     self.argv,
@@ -182,6 +183,7 @@ class Worker:
                 self._say(job, "failed", reason)
                 raise CommandFailed(reason) from None
             self._running.add(process)
+            self._say(job, "started", None)  # only now: a job held ahead may never start
         try:
             return process.wait()
         finally:

@@ -257,6 +257,7 @@ class Attempts(Generic[T]):
         self._made = 0
         self._cut: set[str] = set()  # the waits of the last attempt shortened to the deadline
         self._out_of_time = False  # a retry was given up because the deadline came first
+        self._busy: httpx.Response | None = None  # the server's last answer, if it was a 503
 
     def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
         call = self._call
@@ -276,6 +277,12 @@ class Attempts(Generic[T]):
     def retry_delay(self, outcome: httpx.Response | httpx.TransportError) -> float | None:
         """Seconds to wait before sending the call again, or ``None`` to settle on ``outcome``."""
         client = self._client
+        # What settles the call if the deadline then runs out on a wait (see `settle`): the
+        # last 503, unless something other than a wait went wrong since.
+        if isinstance(outcome, httpx.Response):
+            self._busy = outcome if outcome.status_code == 503 else None
+        elif not isinstance(outcome, httpx.TimeoutException):
+            self._busy = None
         if not self._call.idempotent or self._made > client.retries:
             return None
         asked = None
@@ -297,6 +304,10 @@ class Attempts(Generic[T]):
         """The call's result from its last outcome, or the error it becomes."""
         call = self._call
         if isinstance(outcome, httpx.TransportError):
+            if self._busy is not None and self._ran_out(outcome):
+                # The deadline ran out waiting on a retry after the server had said it was busy:
+                # the store is busy (503, `Unavailable`), not the server unreachable.
+                raise error(self._busy) from None
             raise self._connection_failed(outcome) from None
         if not outcome.is_success:
             raise error(outcome)
@@ -307,6 +318,11 @@ class Attempts(Generic[T]):
                 f"the server's answer to {call.method} {call.path} could not be read: {exc}",
                 status_code=outcome.status_code,
             ) from None
+
+    def _ran_out(self, exc: httpx.TransportError) -> bool:
+        """Whether ``exc`` is a wait that the deadline ended (cut short, or not retried)."""
+        out_of_time = self._out_of_time or _wait_that_ran_out(exc) in self._cut
+        return out_of_time and isinstance(exc, httpx.TimeoutException)
 
     def _connection_failed(self, exc: httpx.TransportError) -> ConnectionFailed:
         url, deadline = self._client.url, self._budget
