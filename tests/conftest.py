@@ -2,10 +2,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, open_client
+
+
+@pytest.fixture(params=["sqlite", "memory"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store a test runs on: a SQLite file, and the in-memory store."""
+    backend: str = request.param
+    return backend
+
+
+@pytest.fixture
+def client(backend: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
+    """The app in-process on ``backend``, a retry due at once (so that a test can take the job
+    again, or see it back in the queue, without waiting). Modules with a ``client`` of their own
+    use that one instead."""
+    with open_client(tmp_path, backend, retry_backoff=0.0) as c:
+        yield c
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +26,6 @@ from tests.test_api_contract import assert_job, assert_problem
 Client = TestClient[Any]
 Json = dict[str, Any]
 JSON = {"content-type": "application/json"}
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-def backend(request: pytest.FixtureRequest) -> str:
-    backend: str = request.param
-    return backend
-
-
-@pytest.fixture
-def client(backend: str, tmp_path: Path) -> Iterator[Client]:
-    # A retry is due at once, so a completion with `retry` shows its job back in the queue.
-    with open_client(tmp_path, backend, retry_backoff=0.0) as c:
-        yield c
 
 
 def post(client: Client, path: str, body: Any) -> httpx.Response:

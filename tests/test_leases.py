@@ -41,19 +41,6 @@ Json = dict[str, Any]
 # -- helpers --------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def backend(request: pytest.FixtureRequest) -> str:
-    backend: str = request.param
-    return backend
-
-
-@pytest.fixture
-def client(backend: str, tmp_path: Path) -> Iterator[Client]:
-    # A retry is due at once, so that a test can take the job again without waiting.
-    with open_client(tmp_path, backend, retry_backoff=0.0) as c:
-        yield c
-
-
 def submit(http: httpx.Client, job_id: str, **fields: Any) -> httpx.Response:
     return http.post("/jobs/submit", json={"jobId": job_id, **fields})
 

@@ -155,10 +155,6 @@ def _text_of(body: bytes, field: str) -> bytes | None:
     return None if text == b"null" else text
 
 
-async def _text(request: Request[Any, Any, Any], field: str) -> bytes | None:
-    return _text_of(await request.body(), field)
-
-
 def _is_batch(body: bytes) -> bool:
     """Whether the body is a JSON array (CONTRACT §10) rather than one object."""
     return body.lstrip(b" \t\r\n")[:1] == b"["
