@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar.testing import TestClient
 
-from tests.servers import ServerProcess, open_client
+from simplequeue.store import MemoryStore, SqliteStore, Store
+from tests.servers import OpenStore, ServerProcess, open_client
 
 
 @pytest.fixture(params=["sqlite", "memory"])
@@ -24,6 +26,27 @@ def client(backend: str, tmp_path: Path) -> Iterator[TestClient[Any]]:
     use that one instead."""
     with open_client(tmp_path, backend, retry_backoff=0.0) as c:
         yield c
+
+
+@pytest.fixture
+def open_store(backend: str, tmp_path: Path) -> OpenStore:
+    """``async with open_store() as store``: a fresh, open store of ``backend``, for tests of the
+    queue itself (``Queue(store, clock=...)``), closed afterwards."""
+
+    @asynccontextmanager
+    async def opened() -> AsyncIterator[Store]:
+        store: Store = (
+            MemoryStore()
+            if backend == "memory"
+            else SqliteStore(str(tmp_path / "queue.db"), synchronous="normal")
+        )
+        await store.open()
+        try:
+            yield store
+        finally:
+            await store.close()
+
+    return opened
 
 
 @pytest.fixture

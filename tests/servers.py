@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +19,16 @@ import httpx
 from litestar.testing import TestClient
 
 from simplequeue.server import Settings, create_app
-from simplequeue.store import MemoryStore
+from simplequeue.store import MemoryStore, Store
 
 # The address Litestar's TestClient requests go to. Its default, testserver.local, is not a name
 # the server answers to (guard.py: the Host check against DNS rebinding); a loopback one is.
 APP_URL = "http://127.0.0.1"
+
+
+OpenStore = Callable[[], AbstractAsyncContextManager[Store]]
+"""The ``open_store`` fixture (conftest.py): ``async with open_store() as store``, for tests of
+the queue itself rather than of a server."""
 
 
 def open_client(tmp_path: Path, backend: str, **settings: Any) -> TestClient[Any]:
@@ -33,6 +40,25 @@ def open_client(tmp_path: Path, backend: str, **settings: Any) -> TestClient[Any
     return TestClient(
         create_app(Settings(db=db, synchronous="normal", **settings)), base_url=APP_URL
     )
+
+
+TOTALS = ("submitted", "running", "succeeded", "failed", "total")
+"""The top-level counts of ``GET /stats`` (CONTRACT §3)."""
+
+
+def totals(stats: dict[str, Any]) -> dict[str, Any]:
+    """``GET /stats``' top-level counts alone, without its per-queue figures (§8)."""
+    return {key: stats[key] for key in TOTALS}
+
+
+def without_ages(stats: dict[str, Any]) -> dict[str, Any]:
+    """``GET /stats``' answer with each queue's ``oldestDueAgeSeconds``, which grows while a job
+    waits, reduced to whether there is one: what stays the same while nothing changes."""
+    queues = {
+        name: {**figures, "oldestDueAgeSeconds": figures["oldestDueAgeSeconds"] is not None}
+        for name, figures in stats["queues"].items()
+    }
+    return {**stats, "queues": queues}
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ import pytest
 from litestar.testing import TestClient
 
 from simplequeue.models import MAX_BATCH
-from tests.servers import open_client
+from tests.servers import open_client, without_ages
 
 JOB_KEYS = {
     "jobId",
@@ -32,6 +32,10 @@ JOB_KEYS = {
     "leaseExpiresAt",
     "result",
     "errors",
+    # §8: queues, priorities and scheduled jobs
+    "queue",
+    "priority",
+    "runAt",
 }
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 MIB = 1024 * 1024
@@ -86,15 +90,16 @@ def assert_job(body: Any, *, lease: bool = False) -> dict[str, Any]:
     assert isinstance(body["jobId"], str)
     assert body["state"] in {"submitted", "running", "succeeded", "failed"}
     assert isinstance(body["attempts"], int)
-    for key in ("createdAt", "startedAt", "finishedAt"):
-        if key == "createdAt" or body[key] is not None:
+    for key in ("createdAt", "runAt", "startedAt", "finishedAt"):
+        if key in ("createdAt", "runAt") or body[key] is not None:
             assert RFC3339_UTC.match(body[key]), body[key]
             assert datetime.fromisoformat(body[key]).utcoffset() == timedelta(0)
     return body
 
 
 def snapshot(client: Client) -> tuple[Any, Any]:
-    return client.get("/jobs", params={"limit": 1000}).json(), client.get("/stats").json()
+    jobs = client.get("/jobs", params={"limit": 1000}).json()
+    return jobs, without_ages(client.get("/stats").json())
 
 
 @contextmanager
@@ -289,6 +294,9 @@ def test_control_characters_are_refused_in_ids(sqlite_client: Client) -> None:
         ({"jobId": "next"}, "jobId"),
         ({"jobId": "submit"}, "jobId"),
         ({"jobId": "complete"}, "jobId"),
+        ({"jobId": "heartbeat"}, "jobId"),
+        ({"jobId": "cancel"}, "jobId"),
+        ({"jobId": "retry"}, "jobId"),
         ({"jobId": 5}, "jobId"),
         ({"jobId": None}, "jobId"),
         ({"jobId": ["x"]}, "jobId"),
@@ -398,6 +406,15 @@ def test_next_hands_out_the_oldest_submitted_job_as_running(client: Client) -> N
         "succeeded": 0,
         "failed": 0,
         "total": 3,
+        "queues": {
+            "default": {
+                "submitted": 0,
+                "running": 3,
+                "succeeded": 0,
+                "failed": 0,
+                "oldestDueAgeSeconds": None,
+            }
+        },
     }
 
 
@@ -618,21 +635,21 @@ def test_link_header_is_absent_on_an_exactly_full_last_page(client: Client) -> N
 
 
 def test_stats_counts_every_state(client: Client) -> None:
-    assert client.get("/stats").json() == dict.fromkeys(
-        ["submitted", "running", "succeeded", "failed", "total"], 0
-    )
+    assert client.get("/stats").json() == {
+        **dict.fromkeys(["submitted", "running", "succeeded", "failed", "total"], 0),
+        "queues": {},
+    }
     seeded(client)
     submit(client, "s2")
     client.get("/jobs/next")
     complete(client, "r1", "succeeded")
     response = client.get("/stats")
     assert response.status_code == 200
-    assert response.json() == {
-        "submitted": 1,
-        "running": 1,
-        "succeeded": 1,
-        "failed": 1,
+    counts = {"submitted": 1, "running": 1, "succeeded": 1, "failed": 1}
+    assert without_ages(response.json()) == {
+        **counts,
         "total": 4,
+        "queues": {"default": {**counts, "oldestDueAgeSeconds": True}},
     }
 
 
@@ -691,7 +708,9 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
         ("/jobs/submit", "post"): {"201", "200", "400", "409", "413"},
         ("/jobs/next", "get"): {"200", "204"},
         ("/jobs/complete", "post"): {"200", "400", "404", "409"},
-        (get_job, "get"): {"200", "404"},
+        ("/jobs/cancel", "post"): {"200", "400", "404", "409", "410"},
+        ("/jobs/retry", "post"): {"200", "400", "404", "409", "410"},
+        (get_job, "get"): {"200", "404", "410"},
         ("/jobs", "get"): {"200", "400"},
         ("/stats", "get"): {"200"},
         ("/health", "get"): {"200"},
@@ -714,7 +733,19 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
     submit_schema = paths["/jobs/submit"]["post"]["requestBody"]["content"]["application/json"]
     assert "state" not in submit_schema["schema"]["oneOf"][0]["properties"]
     query = {p["name"] for p in paths["/jobs"]["get"]["parameters"]}
-    assert {"state", "limit", "after"} <= query
+    assert {"state", "limit", "after", "queue"} <= query
+    assert "queue" in {p["name"] for p in paths["/jobs/next"]["get"]["parameters"]}
+    one = submit_schema["schema"]["oneOf"][0]["properties"]
+    assert {"queue", "priority", "runAt", "delaySeconds"} <= set(one)
+    for path in ("/jobs/cancel", "/jobs/retry"):
+        body = paths[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert set(body["properties"]) == {"jobId", "jobIds", "filter"}
+        assert body["additionalProperties"] is False
+    stats = resolve(
+        doc,
+        paths["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+    )
+    assert "queues" in stats["properties"]
     for ref in set(refs(doc)):
         assert resolve(doc, ref) is not None, ref
 

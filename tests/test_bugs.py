@@ -344,9 +344,11 @@ def test_bug13_a_deep_job_stored_by_an_earlier_release_never_breaks_a_read(
     ) as client:
         # As the first release stored it: no depth limit, the text in the data column.
         with sqlite3.connect(db) as conn:
+            # (`run_at` as the upgrade to version 2 sets it: the time it was created.)
             conn.execute(
-                "INSERT INTO jobs (job_id, data, state, created_at) "
-                "VALUES ('old', ?, 'submitted', '2026-11-01T00:00:00.000000Z')",
+                "INSERT INTO jobs (job_id, data, state, created_at, run_at) "
+                "VALUES ('old', ?, 'submitted', '2026-11-01T00:00:00.000000Z', "
+                "'2026-11-01T00:00:00.000000Z')",
                 (deep,),
             )
         conn.close()
@@ -424,9 +426,10 @@ def test_bug15_no_data_is_stored_as_sql_null_and_resubmits_match_earlier_rows(
             rows = conn.execute("SELECT job_id FROM jobs WHERE data IS NULL ORDER BY seq")
             assert [job_id for (job_id,) in rows] == ["bare", "nulled"]
             # As the first release stored a job without data: NULL, with no text at all.
+            # (`run_at` as the upgrade to version 2 sets it: the time it was created.)
             conn.execute(
-                "INSERT INTO jobs (job_id, state, created_at) "
-                "VALUES ('old', 'submitted', '2026-11-01T00:00:00.000000Z')"
+                "INSERT INTO jobs (job_id, state, created_at, run_at) VALUES ('old', "
+                "'submitted', '2026-11-01T00:00:00.000000Z', '2026-11-01T00:00:00.000000Z')"
             )
             conn.commit()
         for job_id in ("bare", "nulled", "old"):
@@ -577,7 +580,7 @@ def test_bug18_a_read_answers_while_the_writer_waits_for_the_lock(tmp_path: Path
                     store.submit(NewJob("w", None, None, datetime.now(UTC)))
                 )
                 assert await asyncio.to_thread(waiting.wait, 30)
-                assert (await store.stats()).total == 1
+                assert (await store.stats(datetime.now(UTC))).total == 1
                 assert await store.get("known") is not None
                 assert not write.done()  # the reads answered while the write waits
                 release()

@@ -93,12 +93,11 @@ def test_concurrent_workers_take_every_job_exactly_once(server_fast: ServerProce
     assert sum(1 for worker in per_worker if worker) > 1  # the work really was shared
     with httpx.Client(base_url=server_fast.url) as http:
         failed = sum(1 for job_id in ids if outcome(job_id) == "failed")
+        counts = {"submitted": 0, "running": 0, "succeeded": JOBS - failed, "failed": failed}
         assert http.get("/stats").json() == {
-            "submitted": 0,
-            "running": 0,
-            "succeeded": JOBS - failed,
-            "failed": failed,
+            **counts,
             "total": JOBS,
+            "queues": {"default": {**counts, "oldestDueAgeSeconds": None}},
         }
         jobs = all_jobs(http)
         assert {job["jobId"]: job["state"] for job in jobs} == {

@@ -26,11 +26,11 @@ import msgspec
 import pytest
 
 from simplequeue.errors import Unavailable
-from simplequeue.models import JobState
+from simplequeue.models import JobState, StoredJob
 from simplequeue.store import NewJob, SqliteStore
 from simplequeue.store.base import Outcome
 from simplequeue.store.sqlite import GROUP_LIMIT
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, totals
 
 T = TypeVar("T")
 EXPIRE = Outcome(JobState.SUBMITTED, JobState.FAILED, error="lease expired")
@@ -136,12 +136,14 @@ def test_many_concurrent_submits_are_all_committed_each_answered_with_its_own(
         calls += [store.submit(new(f"j{n}", {"again": n})) for n in range(0, 200, 10)]
         answers = await asyncio.gather(*calls)
         for n, (job, created) in enumerate(answers[:200]):
+            assert isinstance(job, StoredJob)  # not a pruned job's tombstone
             assert (job.job_id, created, job.data) == (f"j{n}", True, raw({"n": n}))
         for n, (job, created) in zip(range(0, 200, 10), answers[200:], strict=True):
             # The original, queued before it, was committed first: the stored job is that one.
+            assert isinstance(job, StoredJob)
             assert (job.job_id, created, job.data) == (f"j{n}", False, raw({"n": n}))
         assert list(rows(db)) == [f"j{n}" for n in range(200)]
-        assert (await store.stats()).submitted == 200
+        assert (await store.stats(datetime.now(UTC))).submitted == 200
         # However they were grouped, no more transactions than writes, each one committed.
         assert 1 <= starting(statements, "BEGIN IMMEDIATE") == starting(statements, "COMMIT")
         assert starting(statements, "BEGIN IMMEDIATE") <= len(calls)
@@ -186,7 +188,7 @@ def test_a_write_that_raises_gets_its_own_error_and_the_rest_of_its_group_commit
         # It changes rows written before it in the same transaction, then fails: all of its
         # own work must be undone, and none of theirs.
         conn.execute("UPDATE jobs SET description = 'tampered'")
-        conn.execute("INSERT INTO job_counts (state, n) VALUES ('bogus', 1)")
+        conn.execute("INSERT INTO queue_counts (queue, state, n) VALUES ('q', 'bogus', 1)")
         raise ValueError("this write fails")
 
     async def scenario(store: SqliteStore) -> None:
@@ -210,11 +212,9 @@ def test_a_write_that_raises_gets_its_own_error_and_the_rest_of_its_group_commit
         assert starting(statements, "COMMIT") == 1
         assert rows(db) == {"before": None, "after": None}
         with contextlib.closing(sqlite3.connect(db)) as conn:
-            assert (
-                conn.execute("SELECT count(*) FROM job_counts WHERE state = 'bogus'").fetchone()[0]
-                == 0
-            )
-        assert (await store.stats()).total == 2
+            bogus = "SELECT count(*) FROM queue_counts WHERE state = 'bogus'"
+            assert conn.execute(bogus).fetchone()[0] == 0
+        assert (await store.stats(datetime.now(UTC))).total == 2
 
     run(scenario, SqliteStore(str(db), synchronous="normal"))
 
@@ -471,7 +471,7 @@ def test_acknowledged_singles_and_batches_survive_kill_9_with_group_commit(
     second = serve(db)
     with httpx.Client(base_url=second.url, timeout=BOUND) as http:
         stored = all_jobs(http)
-        stats = http.get("/stats").json()
+        stats = totals(http.get("/stats").json())
     missing = sorted(set(load.acked) - set(stored))
     assert missing == []  # nothing acknowledged was lost
     for job_id, data in load.acked.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -65,12 +65,16 @@ class SlowClaims(MemoryStore):
         self.claiming = asyncio.Event()
         self.go = threading.Event()
 
-    async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
+    async def claim(
+        self, now: datetime, *, lease_seconds: int, limit: int = 1, queues: Collection[str] = ()
+    ) -> list[ClaimedJob]:
         self.claiming.set()
 
         async def made() -> list[ClaimedJob]:
             await asyncio.to_thread(self.go.wait, 10)
-            return await MemoryStore.claim(self, now, lease_seconds=lease_seconds, limit=limit)
+            return await MemoryStore.claim(
+                self, now, lease_seconds=lease_seconds, limit=limit, queues=queues
+            )
 
         return await asyncio.shield(asyncio.ensure_future(made()))
 

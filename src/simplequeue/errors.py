@@ -6,6 +6,7 @@
      │    ├── JobNotFound         404: no job has that id
      │    ├── JobConflict         409: the job exists with other content, or is in another state
      │    │    └── LeaseLost      409 "lease lost": that lease is no longer the job's current one
+     │    ├── JobGone         410: the job finished and was pruned; only its tombstone is left
      │    └── PayloadTooLarge     413: the body is over the server's limit
      ├── ServerError              the server failed (HTTP 5xx), or answered something unreadable
      │    └── Unavailable         503: the store is busy or full; nothing changed, try again
@@ -24,6 +25,7 @@ __all__ = [
     "ConnectionFailed",
     "InvalidRequest",
     "JobConflict",
+    "JobGone",
     "JobNotFound",
     "LeaseLost",
     "PayloadTooLarge",
@@ -79,6 +81,14 @@ LEASE_LOST = "lease lost"
 """The words that open the detail of every 409 that `LeaseLost` stands for."""
 
 
+class JobGone(RequestError):
+    """The job finished and was deleted by the server's retention (``--keep-succeeded``,
+    ``--keep-failed``); its tombstone still keeps the id from being queued again."""
+
+    status_code = 410
+    title = "Gone"
+
+
 class PayloadTooLarge(RequestError):
     status_code = 413
     title = "Content Too Large"
@@ -86,7 +96,7 @@ class PayloadTooLarge(RequestError):
 
 REQUEST_ERROR_FOR_STATUS: dict[int, type[RequestError]] = {
     error.status_code: error
-    for error in (InvalidRequest, JobNotFound, JobConflict, PayloadTooLarge)
+    for error in (InvalidRequest, JobNotFound, JobConflict, JobGone, PayloadTooLarge)
 }
 """The answer's status code -> the class the server raises and the SDK reconstructs. A shared
 table, not an error: it stays out of ``__all__``, which lists the error classes."""

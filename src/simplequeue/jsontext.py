@@ -17,6 +17,7 @@ __all__ = [
     "MAX_DEPTH",
     "DuplicateKey",
     "array_items",
+    "canonical",
     "deeper_than",
     "refuse_duplicate_keys",
     "same_value",
@@ -124,3 +125,53 @@ def same_value(a: bytes, b: bytes) -> bool:
         # Only a document stored before the depth limit existed can be this deep; a request
         # that passed the limit is not, so the two differ.
         return False
+
+
+def canonical(text: bytes) -> bytes:
+    """One spelling of the JSON value ``text`` holds: two texts have the same canonical form
+    exactly when `same_value` holds them equal (object keys sorted, numbers by exact value and
+    kind). Used for fingerprints, never sent anywhere."""
+    try:
+        value = json.loads(text, **_CANONICAL)
+    except RecursionError:
+        return b"raw:" + text  # only a document older than the depth limit: its own text
+    parts: list[str] = []
+    _spell(value, parts)
+    return "".join(parts).encode()
+
+
+def _spell(value: Any, parts: list[str]) -> None:
+    # Strings are always quoted and numbers never are, so no two values share a spelling.
+    if isinstance(value, dict):
+        parts.append("{")
+        for key in sorted(value):
+            parts.append(json.dumps(key))
+            parts.append(":")
+            _spell(value[key], parts)
+            parts.append(",")
+        parts.append("}")
+    elif isinstance(value, list):
+        parts.append("[")
+        for item in value:
+            _spell(item, parts)
+            parts.append(",")
+        parts.append("]")
+    elif isinstance(value, tuple):  # a number: (kind, Decimal)
+        kind, number = value
+        parts.append(kind[0] + _exactly(number))
+    else:
+        parts.append(json.dumps(value))
+
+
+def _exactly(number: Decimal) -> str:
+    """One spelling per value, exact at any precision and exponent (``Decimal.normalize`` would
+    round to the context's 28 digits): the digits without trailing zeros, and the exponent."""
+    if number.is_zero():
+        return "0"
+    sign, digits, exponent = number.as_tuple()
+    kept = list(digits)
+    assert isinstance(exponent, int)  # a finite number: JSON has no others
+    while kept[-1] == 0:
+        kept.pop()
+        exponent += 1
+    return f"{'-' if sign else ''}{''.join(map(str, kept))}e{exponent}"

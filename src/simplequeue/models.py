@@ -7,21 +7,27 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import msgspec
 
 __all__ = [
+    "DEFAULT_QUEUE",
     "MAX_BATCH",
     "MAX_BODY_SIZE",
     "MAX_CLAIM_COUNT",
+    "MAX_DELAY_SECONDS",
     "MAX_JOB_ID_LENGTH",
+    "MAX_PRIORITY",
+    "MAX_QUEUES_NAMED",
+    "MIN_PRIORITY",
     "RESERVED_JOB_IDS",
     "RETRY_BACKOFF",
     "STORE_TIMEOUT",
     "AttemptError",
+    "Changed",
     "ClaimedJob",
     "CompleteRequest",
     "CompletionStatus",
@@ -29,12 +35,16 @@ __all__ = [
     "HeartbeatRequest",
     "ItemResult",
     "Job",
+    "JobFilter",
     "JobState",
+    "OperationRequest",
     "Order",
     "Problem",
+    "QueueStats",
     "Stats",
     "StoredJob",
     "SubmitRequest",
+    "check_queue_name",
     "job_path",
 ]
 
@@ -72,7 +82,7 @@ answers 503 with nothing changed (``sq serve --store-timeout``). Clients wait lo
 for a claim's answer, so that the server, not the client, is the one that gives up."""
 
 # The words that are routes under /jobs/: a job with one of these ids could never be fetched.
-RESERVED_JOB_IDS = frozenset({"next", "submit", "complete", "heartbeat"})
+RESERVED_JOB_IDS = frozenset({"next", "submit", "complete", "heartbeat", "cancel", "retry"})
 
 MAX_JOB_ID_LENGTH = 256
 
@@ -85,7 +95,7 @@ JobId = Annotated[
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description=(
             "Chosen by the client: 1-256 characters, no control characters. "
-            "`next`, `submit` and `complete` are reserved."
+            "`next`, `submit`, `complete`, `heartbeat`, `cancel` and `retry` are reserved."
         ),
         examples=["invoice-2026-0042"],
     ),
@@ -119,6 +129,22 @@ MAX_BATCH = 1000
 as a JSON array (CONTRACT §10)."""
 MAX_CLAIM_COUNT = 100
 """The most jobs one ``GET /jobs/next?count=`` may hand out."""
+DEFAULT_QUEUE = "default"
+"""The queue a job joins when its submit names none."""
+MAX_QUEUE_NAME = 64
+"""The longest queue name."""
+MAX_QUEUES_NAMED = 100
+"""The most ``queue`` values one request may name (``/jobs/next``, ``/jobs``)."""
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+"""A job's ``priority`` is ``MIN_PRIORITY``-``MAX_PRIORITY``; higher is handed out first."""
+MAX_DELAY_SECONDS = 31_536_000
+"""The longest ``delaySeconds`` a submit may ask for: 365 days."""
+RUN_AT_YEARS = (1000, 9999)
+"""The years (in UTC) a ``runAt`` may fall in: four-digit ones, which every store and client
+writes and reads the same way."""
+_QUEUE_CHARACTERS = "A-Za-z0-9._:-"
+_QUEUE_NAME_RULE = f"1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -"
 
 Error = Annotated[
     str,
@@ -142,6 +168,31 @@ LeaseId = Annotated[
     ),
 ]
 LeaseSeconds = Annotated[float, msgspec.Meta(ge=1, le=MAX_LEASE_SECONDS, multiple_of=1)]
+QueueName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_QUEUE_NAME,
+        pattern=f"^[{_QUEUE_CHARACTERS}]+$",
+        description=_QUEUE_NAME_RULE,
+        examples=["default", "emails"],
+    ),
+]
+Priority = Annotated[
+    float,
+    msgspec.Meta(
+        ge=MIN_PRIORITY,
+        le=MAX_PRIORITY,
+        multiple_of=1,
+        description=f"Higher is handed out first ({MIN_PRIORITY} to {MAX_PRIORITY}).",
+    ),
+]
+DelaySeconds = Annotated[
+    float,
+    msgspec.Meta(
+        ge=0, le=MAX_DELAY_SECONDS, description="Not handed out before this many seconds from now."
+    ),
+]
 
 # JSON kept as the client sent it (simplequeue.jsontext): the server passes it through as
 # msgspec.Raw. The Meta tells the API's schema what the text holds (server/reference.py).
@@ -171,12 +222,36 @@ def job_path(job_id: str) -> str:
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _check_job_id(job_id: str) -> None:
+_QUEUE_NAME = re.compile(f"[{_QUEUE_CHARACTERS}]{{1,{MAX_QUEUE_NAME}}}")
+
+
+def check_queue_name(name: str, field: str = "queue") -> None:
+    """Raise ``ValueError`` unless ``name`` is a queue name: 1-64 characters from
+    ``A-Z a-z 0-9 . _ : -`` (the pattern in the schema lets a final newline through)."""
+    if not _QUEUE_NAME.fullmatch(name):
+        raise ValueError(f"`{field}` must be {_QUEUE_NAME_RULE}")
+
+
+def _in_utc(run_at: datetime) -> datetime:
+    """``runAt`` in UTC, or a ValueError (a 400) for one without a zone or out of range."""
+    if run_at.utcoffset() is None:
+        raise ValueError("`runAt` must name its time zone (such as `Z` or `+02:00`)")
+    low, high = RUN_AT_YEARS
+    try:
+        utc = run_at.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not low <= utc.year <= high:
+        raise ValueError(f"`runAt` must fall in the years {low}-{high} (UTC)")
+    return utc
+
+
+def _check_job_id(job_id: str, field: str = "jobId") -> None:
     # msgspec turns a ValueError raised here into a ValidationError ("... - at `$`").
     if job_id in RESERVED_JOB_IDS:
-        raise ValueError(f"`jobId` {job_id!r} is reserved (it names a route)")
+        raise ValueError(f"`{field}` {job_id!r} is reserved (it names a route)")
     if _CONTROL_CHARACTER.search(job_id):
-        raise ValueError("`jobId` must not contain control characters (U+0000-U+001F, U+007F)")
+        raise ValueError(f"`{field}` must not contain control characters (U+0000-U+001F, U+007F)")
 
 
 class AttemptError(msgspec.Struct, kw_only=True):
@@ -195,6 +270,9 @@ class Job(msgspec.Struct, kw_only=True, rename="camel"):
     description: str | None
     data: dict[str, Any] | None
     state: JobState
+    queue: str
+    priority: int
+    run_at: datetime
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -220,6 +298,9 @@ class StoredJob(msgspec.Struct, kw_only=True, rename="camel"):
     description: str | None
     data: DataText | None
     state: JobState
+    queue: str
+    priority: int
+    run_at: datetime
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -246,11 +327,23 @@ class SubmitRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown
     data: JobData | None = None
     max_attempts: MaxAttempts | None = None
     """``None``: the server's default (``sq serve --max-attempts``)."""
+    queue: QueueName = DEFAULT_QUEUE
+    priority: Priority = 0
+    run_at: datetime | None = None
+    """Not handed out before then (with a time zone); give this or ``delaySeconds``, not both.
+    ``None``: due when submitted."""
+    delay_seconds: DelaySeconds | None = None
 
     def __post_init__(self) -> None:
         _check_job_id(self.job_id)
+        check_queue_name(self.queue)
         if self.max_attempts is not None:
             self.max_attempts = int(self.max_attempts)
+        self.priority = int(self.priority)
+        if self.run_at is not None and self.delay_seconds is not None:
+            raise ValueError("give `runAt` or `delaySeconds`, not both")
+        if self.run_at is not None:
+            self.run_at = _in_utc(self.run_at)
 
 
 class CompleteRequest(
@@ -292,21 +385,76 @@ class HeartbeatRequest(msgspec.Struct, kw_only=True, rename="camel", forbid_unkn
 class ItemResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One item's answer in a batch (CONTRACT §10), decided as if it had been sent alone:
     ``status`` is the HTTP status that request would have had; ``job`` goes with a success
-    (201 or 200), ``detail`` (the problem's detail) with a refusal (400, 404 or 409)."""
+    (201 or 200), ``detail`` (the problem's detail) with a refusal (400, 404, 409 or 410)."""
 
     status: int
     job: StoredJob | None = None
     detail: str | None = None
 
 
+class QueueStats(msgspec.Struct, kw_only=True, rename="camel"):
+    """One queue's figures: its jobs per state, and its latency."""
+
+    submitted: int
+    running: int
+    succeeded: int
+    failed: int
+    oldest_due_age_seconds: float | None
+    """How long the oldest job that is due and waiting has waited (``None``: none is)."""
+
+
 class Stats(msgspec.Struct, kw_only=True):
-    """How many jobs are in each state."""
+    """How many jobs are in each state, in all and per queue (each queue that holds a job)."""
 
     submitted: int
     running: int
     succeeded: int
     failed: int
     total: int
+    queues: dict[str, QueueStats] = {}
+
+
+class JobFilter(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
+    """Which jobs an operator's action applies to: every job matching all that is given."""
+
+    state: JobState | None = None
+    """Default: every state the action applies to (cancel: submitted and running; retry:
+    failed)."""
+    queue: QueueName | None = None
+    prefix: JobId | None = None
+    """Only jobs whose id starts with this."""
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            check_queue_name(self.queue, "filter.queue")
+
+
+class OperationRequest(
+    msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True, omit_defaults=True
+):
+    """The body of ``POST /jobs/cancel`` and ``/jobs/retry``: exactly one of ``jobId`` (answered
+    with the job), ``jobIds`` or ``filter`` (answered with the counts, `Changed`)."""
+
+    job_id: JobId | None = None
+    job_ids: Annotated[list[JobId], msgspec.Meta(min_length=1, max_length=MAX_BATCH)] | None = None
+    filter: JobFilter | None = None
+
+    def __post_init__(self) -> None:
+        given = [self.job_id is not None, self.job_ids is not None, self.filter is not None]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of `jobId`, `jobIds` and `filter`")
+        if self.job_id is not None:
+            _check_job_id(self.job_id)
+        for job_id in self.job_ids or []:
+            _check_job_id(job_id, "jobIds")
+
+
+class Changed(msgspec.Struct, kw_only=True):
+    """What a cancel or retry of many jobs did: how many jobs it named or matched, and how many
+    of them it changed (the others were in a state it does not apply to)."""
+
+    matched: int
+    changed: int
 
 
 class Health(msgspec.Struct, kw_only=True):

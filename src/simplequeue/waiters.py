@@ -3,8 +3,9 @@
 A waiter is a future in a FIFO line. Whenever jobs may have become available (a submit, a job
 taken back, a retry falling due, or the server's periodic check for jobs added by another
 process sharing the store), `Waiters.wake` runs one dispatcher that claims for the first waiter,
-hands it its jobs, and goes on down the line until a claim comes back empty. So a job goes to the
-worker that has waited longest, and nothing polls the store in a loop.
+hands it its jobs, and goes on down the line; a waiter whose queues came back empty in this round
+is passed over (a waiter for other queues behind it is still served). So a job goes to the worker
+that has waited longest among those that take its queue, and nothing polls the store in a loop.
 
 A waiter that goes away (its time is up, or its client disconnected) leaves the line. If jobs
 were claimed for it at that very moment, a timed-out waiter still gets them (its caller is
@@ -27,8 +28,11 @@ __all__ = ["Waiters"]
 
 logger = logging.getLogger("simplequeue.queue")
 
-Claim = Callable[[int, int], Awaitable[list[ClaimedJob]]]
-"""``claim(lease_seconds, count)``: up to ``count`` jobs, each under a lease that long."""
+Queues = tuple[str, ...]
+"""The queues a waiter takes jobs from, sorted (``()``: any queue)."""
+Claim = Callable[[int, int, Queues], Awaitable[list[ClaimedJob]]]
+"""``claim(lease_seconds, count, queues)``: up to ``count`` jobs of ``queues``, each under a
+lease that long."""
 Release = Callable[[ClaimedJob], Awaitable[None]]
 
 
@@ -36,6 +40,7 @@ Release = Callable[[ClaimedJob], Awaitable[None]]
 class _Waiter:
     lease_seconds: int
     count: int
+    queues: Queues
     jobs: asyncio.Future[list[ClaimedJob]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -53,11 +58,13 @@ class Waiters:
     def __len__(self) -> int:
         return len(self._line)
 
-    async def wait(self, lease_seconds: int, count: int, timeout: float) -> list[ClaimedJob]:
+    async def wait(
+        self, lease_seconds: int, count: int, queues: Queues, timeout: float
+    ) -> list[ClaimedJob]:
         """Jobs claimed for this caller as soon as there are some, or ``[]`` after ``timeout``."""
         if self._stopped:
             return []
-        waiter = _Waiter(lease_seconds, count)
+        waiter = _Waiter(lease_seconds, count, queues)
         self._line.append(waiter)
         self.wake()  # jobs may have arrived since the caller's own claim found none
         try:
@@ -98,23 +105,30 @@ class Waiters:
     async def _dispatch(self) -> None:
         while self._again:
             self._again = False
-            while self._line:
-                waiter = self._line[0]
+            empty: set[Queues] = set()  # queues that had nothing in this round
+            n = 0
+            while n < len(self._line):
+                waiter = self._line[n]
                 if waiter.jobs.done():  # gone (timed out or cancelled)
-                    self._line.popleft()
+                    del self._line[n]
+                    continue
+                if waiter.queues in empty or () in empty:
+                    n += 1
                     continue
                 try:
-                    claimed = await self._claim(waiter.lease_seconds, waiter.count)
+                    claimed = await self._claim(waiter.lease_seconds, waiter.count, waiter.queues)
                 except SimpleQueueError as exc:  # a busy store: the next wake tries again
                     logger.warning("long-poll: could not claim for a waiter: %s", exc.detail)
                     return
                 if not claimed:
-                    break
+                    empty.add(waiter.queues)
+                    continue
                 if waiter.jobs.done():  # it left while we claimed: the jobs go back
                     for job in claimed:
                         await self._release(job)
                     continue
-                self._line.popleft()
+                if waiter in self._line:
+                    self._line.remove(waiter)
                 waiter.jobs.set_result(claimed)
 
     async def close(self) -> None:

@@ -1,12 +1,15 @@
-"""The store against a model: Hypothesis drives submit / claim / heartbeat / finish / release /
-expiry on a store with an injected clock, and after every step the store must agree with a
-plain-Python model of CONTRACT §2 and §7.
+"""The store against a model: Hypothesis drives submit (in queues, with priorities, some
+scheduled ahead) / claim (of named queues) / heartbeat / finish / release / expiry / an
+operator's cancel and retry (by id and by filter) / retention, on a store with an injected
+clock, and after every step the store must agree with a plain-Python model of CONTRACT §2, §7,
+§8 and §9.
 
-The outcomes the store is given come from the queue's one table (`simplequeue.queue.TRANSITIONS`),
-so the table is exercised too. The model holds, per job, the one lease the store keeps: the
-current one while the job is running, and after that the lease that finished it (so that its
-repeat is recognised as already applied), or none after an expiry, a release, or a completion
-that named no lease.
+The outcomes and moves the store is given come from the queue's tables
+(`simplequeue.queue.TRANSITIONS`, `ACTIONS`), so the tables are exercised too. The model holds,
+per job, the one lease the store keeps: the current one while the job is running, and after
+that the lease that finished it (so that its repeat is recognised as already applied), or none
+after an expiry, a release, a cancel or retry, or a completion that named no lease. A pruned
+job leaves the model for its tombstone.
 """
 
 from __future__ import annotations
@@ -32,26 +35,39 @@ from hypothesis.stateful import (
 )
 
 from simplequeue.models import MAX_ERRORS_KEPT, ClaimedJob, JobState, Stats, StoredJob
-from simplequeue.queue import TRANSITIONS, Event
+from simplequeue.queue import ACTIONS, TRANSITIONS, Action, Event
 from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store
-from simplequeue.store.base import Finish, Finished, Outcome
+from simplequeue.store.base import (
+    Finish,
+    Finished,
+    Move,
+    Moved,
+    Outcome,
+    Selection,
+    Tombstone,
+    fingerprint,
+)
+from tests.store.conftest import stats_of
 
 T = TypeVar("T")
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-JOB_IDS = ("a", "b", "c", "d")
+JOB_IDS = ("a", "b", "c", "d", "e")
 """A small pool, so that steps keep meeting the same jobs; ids not submitted yet are unknown."""
+QUEUES = ("q1", "q2", "q3")
+"""Jobs are submitted to the first two; the third stays empty, for claims that find nothing."""
 FORGED = "forged-lease"
 """A lease id no store ever issued."""
 RESULTS = (None, b'{"ok":true}', b"7", b'"text"')
 
 # Few examples, many steps each: the interesting states (a lease lost and then reused, a retry
-# falling due, attempts running out) need a run of steps. Derandomized and without a database,
+# falling due, attempts running out, a cancelled job retried, a finished one pruned) need a run
+# of steps. Derandomized and without a database,
 # so CI runs the same examples every time; bounded to stay well under 30 s on two cores.
 SETTINGS = {
     "memory": settings(
         max_examples=150,
-        stateful_step_count=40,
+        stateful_step_count=50,
         derandomize=True,
         database=None,
         deadline=None,
@@ -59,7 +75,7 @@ SETTINGS = {
     ),
     "sqlite": settings(
         max_examples=60,
-        stateful_step_count=40,
+        stateful_step_count=50,
         derandomize=True,
         database=None,
         deadline=None,
@@ -73,6 +89,11 @@ class ModelJob:
     seq: int
     max_attempts: int
     run_at: datetime
+    created_at: datetime
+    queue: str
+    priority: int
+    description: str
+    data: bytes | None
     state: JobState = JobState.SUBMITTED
     attempts: int = 0
     lease: str | None = None
@@ -85,6 +106,26 @@ class ModelJob:
     errors: list[tuple[int, datetime, str]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
     """Every lease ever handed out with this job, newest last."""
+
+    def order(self) -> tuple[int, datetime, int]:
+        """Its place in the hand-out order (CONTRACT §8)."""
+        return (-self.priority, self.run_at, self.seq)
+
+    def tombstone(self, job_id: str) -> Tombstone:
+        assert self.finished_at is not None
+        description_hash, data_hash = fingerprint(self.description, self.data)
+        return Tombstone(
+            job_id=job_id,
+            queue=self.queue,
+            priority=self.priority,
+            max_attempts=self.max_attempts,
+            description_hash=description_hash,
+            data_hash=data_hash,
+            state=self.state,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            attempts=self.attempts,
+        )
 
 
 def end_attempt(job: ModelJob, outcome: Outcome, now: datetime, *, keep: str | None) -> None:
@@ -103,6 +144,25 @@ def end_attempt(job: ModelJob, outcome: Outcome, now: datetime, *, keep: str | N
         job.finished_at = now
 
 
+def apply_move(job: ModelJob, move: Move, now: datetime) -> bool:
+    """The model of an operator's move (CONTRACT §9): whether it applied."""
+    if job.state not in move.sources:
+        return False
+    job.lease = None
+    job.expires = None
+    if move.target == JobState.FAILED:
+        job.state = JobState.FAILED
+        job.finished_at = now
+        if move.error is not None:
+            job.errors.append((job.attempts, now, move.error))
+    else:
+        job.state = JobState.SUBMITTED
+        job.finished_at = None
+        job.run_at = now
+        job.max_attempts = max(job.max_attempts, job.attempts + 1)
+    return True
+
+
 class StoreMachine(RuleBasedStateMachine):
     make_store: ClassVar[Callable[[], Store]]
     """Set by the test: a fresh store for every example."""
@@ -116,6 +176,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.run(self.store.open())
         self.now = T0
         self.jobs: dict[str, ModelJob] = {}
+        self.tombstones: dict[str, Tombstone] = {}
         self.seq = itertools.count()
         self.leases_seen: set[str] = set()
 
@@ -149,6 +210,14 @@ class StoreMachine(RuleBasedStateMachine):
             model.attempts,
             model.max_attempts,
         )
+        assert (job.queue, job.priority, job.run_at, job.created_at) == (
+            model.queue,
+            model.priority,
+            model.run_at,
+            model.created_at,
+        )
+        assert job.description == model.description
+        assert (None if job.data is None else bytes(job.data)) == model.data
         assert job.lease_expires_at == model.expires
         assert job.finished_at == model.finished_at
         assert (None if job.result is None else bytes(job.result)) == model.result
@@ -159,34 +228,77 @@ class StoreMachine(RuleBasedStateMachine):
         if model.attempts == 0:
             assert job.started_at is None
 
+    def check_moved(self, moved: Moved, job_id: str, applied: bool) -> None:
+        assert moved.moved == applied
+        assert moved.tombstone == self.tombstones.get(job_id)
+        self.check(moved.job, job_id)
+
     # -- the steps -------------------------------------------------------------------------
 
     @initialize(max_attempts=st.lists(st.integers(1, 3), min_size=1, max_size=len(JOB_IDS) - 1))
     def some_jobs(self, max_attempts: list[int]) -> None:
         # Most steps then meet known jobs; at least one id of the pool stays unknown for a while.
         for job_id, most in zip(JOB_IDS, max_attempts, strict=False):
-            self.submit(job_id, most)
+            self.submit(job_id, most, QUEUES[0], 0, None, None)
 
-    @rule(job_id=st.sampled_from(JOB_IDS), max_attempts=st.integers(1, 3))
-    def submit(self, job_id: str, max_attempts: int) -> None:
+    @rule(
+        job_id=st.sampled_from(JOB_IDS),
+        max_attempts=st.integers(1, 3),
+        queue=st.sampled_from(QUEUES[:2]),
+        priority=st.sampled_from([-1, 0, 0, 1]),
+        delay=st.sampled_from([None, None, -1.0, 0.5, 3.0]),
+        data=st.sampled_from([None, b'{"n": 1}', b'{"n":1.0}']),
+    )
+    def submit(
+        self,
+        job_id: str,
+        max_attempts: int,
+        queue: str,
+        priority: int,
+        delay: float | None,
+        data: bytes | None,
+    ) -> None:
+        run_at = None if delay is None else self.now + timedelta(seconds=delay)
+        description = f"job {job_id}"
+        sent = NewJob(job_id, description, data, self.now, max_attempts, queue, priority, run_at)
+        job, created = self.run(self.store.submit(sent))
+        if job_id in self.tombstones:
+            # Its id stays taken: the tombstone answers, and nothing is queued.
+            assert (job, created) == (self.tombstones[job_id], False)
+            return
         new = job_id not in self.jobs
-        job, created = self.run(
-            self.store.submit(NewJob(job_id, None, None, self.now, max_attempts))
-        )
         assert created == new
         if new:
-            self.jobs[job_id] = ModelJob(next(self.seq), max_attempts, run_at=self.now)
+            self.jobs[job_id] = ModelJob(
+                next(self.seq),
+                max_attempts,
+                run_at=sent.due,
+                created_at=self.now,
+                queue=queue,
+                priority=priority,
+                description=description,
+                data=data,
+            )
+        assert isinstance(job, StoredJob)
         self.check(job, job_id)
 
-    @rule(lease_seconds=st.sampled_from([1, 2, 5]), limit=st.integers(1, 3))
-    def claim(self, lease_seconds: int, limit: int) -> None:
+    @rule(
+        lease_seconds=st.sampled_from([1, 2, 5]),
+        limit=st.integers(1, 3),
+        queues=st.sampled_from([(), (), ("q1",), ("q2",), ("q1", "q2"), ("q2", "q3"), ("q3",)]),
+    )
+    def claim(self, lease_seconds: int, limit: int, queues: tuple[str, ...]) -> None:
         due = sorted(
-            (job.seq, job_id)
+            (job.order(), job_id)
             for job_id, job in self.jobs.items()
-            if job.state == JobState.SUBMITTED and job.run_at <= self.now
+            if job.state == JobState.SUBMITTED
+            and job.run_at <= self.now
+            and (not queues or job.queue in queues)
         )
         expected = [job_id for _, job_id in due][:limit]
-        claimed = self.run(self.store.claim(self.now, lease_seconds=lease_seconds, limit=limit))
+        claimed = self.run(
+            self.store.claim(self.now, lease_seconds=lease_seconds, limit=limit, queues=queues)
+        )
         assert [job.job_id for job in claimed] == expected
         for job in claimed:
             model = self.jobs[job.job_id]
@@ -309,28 +421,113 @@ class StoreMachine(RuleBasedStateMachine):
             assert self.jobs[job.job_id].state == JobState.SUBMITTED
             self.run(self.store.release(job.job_id, job.lease_id))
 
+    @rule(
+        action=st.sampled_from(list(Action)),
+        job_ids=st.lists(st.sampled_from(JOB_IDS), min_size=1, max_size=3),
+    )
+    def act(self, action: Action, job_ids: list[str]) -> None:
+        # By id, one answer per id in order: an id named twice finds the first one's work done.
+        move = ACTIONS[action]
+        moved = self.run(self.store.move(job_ids, move, self.now))
+        assert len(moved) == len(job_ids)
+        for job_id, one in zip(job_ids, moved, strict=True):
+            model = self.jobs.get(job_id)
+            self.check_moved(one, job_id, model is not None and apply_move(model, move, self.now))
+
+    @rule(
+        action=st.sampled_from(list(Action)),
+        queue=st.sampled_from([None, "q1", "q2"]),
+        prefix=st.sampled_from([None, "a", "b"]),
+        one_state=st.booleans(),
+        limit=st.integers(1, 3),
+    )
+    def act_matching(
+        self, action: Action, queue: str | None, prefix: str | None, one_state: bool, limit: int
+    ) -> None:
+        # By filter, chunk after chunk until the store says it was the last.
+        move = ACTIONS[action]
+        states = frozenset(sorted(move.sources)[:1]) if one_state else move.sources
+        selection = Selection(states, queue, prefix)
+        matching = sorted(
+            (job.seq, job_id)
+            for job_id, job in self.jobs.items()
+            if job.state in states
+            and (queue is None or job.queue == queue)
+            and (prefix is None or job_id.startswith(prefix))
+        )
+        total, chunks = 0, 0
+        after: int | None = 0
+        while after is not None:
+            chunks += 1
+            assert chunks <= len(JOB_IDS) + 1, "the chunks never end"
+            chunk = self.run(
+                self.store.move_matching(selection, move, self.now, after=after, limit=limit)
+            )
+            assert 0 <= chunk.moved <= limit
+            total += chunk.moved
+            after = chunk.resume
+        assert total == len(matching)
+        for _, job_id in matching:
+            assert apply_move(self.jobs[job_id], move, self.now)
+
+    @precondition(lambda self: any(job.finished_at for job in self.jobs.values()))
+    @rule(
+        state=st.sampled_from([JobState.SUCCEEDED, JobState.FAILED]),
+        keep=st.sampled_from([0.0, 0.0, 1.0, 3.0]),
+        limit=st.integers(1, 3),
+    )
+    def prune(self, state: JobState, keep: float, limit: int) -> None:
+        before = self.now - timedelta(seconds=keep)
+        old = {
+            job_id: job.finished_at
+            for job_id, job in self.jobs.items()
+            if job.state == state and job.finished_at is not None and job.finished_at < before
+        }
+        pruned = self.run(self.store.prune(state, before, limit))
+        assert pruned == min(limit, len(old))
+        gone = [job_id for job_id in old if self.run(self.store.get(job_id)) is None]
+        assert len(gone) == pruned
+        # Oldest first: no job kept finished before one that was pruned (ties either way).
+        kept = [finished for job_id, finished in old.items() if job_id not in gone]
+        assert all(old[job_id] <= finished for job_id in gone for finished in kept)
+        for job_id in gone:
+            self.tombstones[job_id] = self.jobs.pop(job_id).tombstone(job_id)
+
+    @precondition(lambda self: bool(self.tombstones))
+    @rule(which=st.integers(0, len(JOB_IDS) - 1), data=st.sampled_from([None, b'{"n": 1}']))
+    def submit_pruned(self, which: int, data: bytes | None) -> None:
+        # The id of a pruned job stays taken, whatever is sent with it.
+        job_id = sorted(self.tombstones)[which % len(self.tombstones)]
+        self.submit(job_id, 3, QUEUES[1], 0, None, data)
+
     # -- after every step ------------------------------------------------------------------
     # One coroutine per look, so that the loop is entered once per step, not once per call.
 
     @invariant()
     def the_store_agrees_with_the_model(self) -> None:
-        jobs, stats, next_due = self.run(self._look())
-        for job_id, job in zip(JOB_IDS, jobs, strict=True):
+        jobs, tombstones, stats, next_due = self.run(self._look())
+        for job_id, job, tombstone in zip(JOB_IDS, jobs, tombstones, strict=True):
             self.check(job, job_id)
-        states = [job.state for job in self.jobs.values()]
-        assert (stats.submitted, stats.running, stats.succeeded, stats.failed, stats.total) == (
-            states.count(JobState.SUBMITTED),
-            states.count(JobState.RUNNING),
-            states.count(JobState.SUCCEEDED),
-            states.count(JobState.FAILED),
-            len(states),
-        )
-        waiting = [j.run_at for j in self.jobs.values() if j.state == JobState.SUBMITTED]
+            assert tombstone == self.tombstones.get(job_id)
+        assert stats == stats_of(self.jobs.values(), self.now)
+        waiting = [
+            job.run_at
+            for job in self.jobs.values()
+            if job.state == JobState.SUBMITTED and job.run_at > self.now
+        ]
         assert next_due == min(waiting, default=None)
 
-    async def _look(self) -> tuple[list[StoredJob | None], Stats, datetime | None]:
+    async def _look(
+        self,
+    ) -> tuple[list[StoredJob | None], list[Tombstone | None], Stats, datetime | None]:
         jobs = [await self.store.get(job_id) for job_id in JOB_IDS]
-        return jobs, await self.store.stats(), await self.store.next_due()
+        tombstones = [await self.store.tombstone(job_id) for job_id in JOB_IDS]
+        return (
+            jobs,
+            tombstones,
+            await self.store.stats(self.now),
+            await self.store.next_due(self.now),
+        )
 
     @invariant()
     def stale_leases_are_refused(self) -> None:
@@ -350,7 +547,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
-def test_the_store_agrees_with_the_model_of_leases(backend: str, tmp_path: Path) -> None:
+def test_the_store_agrees_with_the_model(backend: str, tmp_path: Path) -> None:
     files = itertools.count()
 
     def make_store() -> Store:

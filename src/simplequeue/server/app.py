@@ -98,6 +98,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             max_attempts=settings.max_attempts,
             lease_seconds=settings.lease_seconds,
             retry_backoff=settings.retry_backoff,
+            keep_succeeded=settings.keep_succeeded,
+            keep_failed=settings.keep_failed,
         )
         queue = app.state.queue = Queue(opened, rules=rules)
         app.state.settings = settings

@@ -88,9 +88,11 @@ def schema_router() -> Router:
 
 
 class JsonTextSchema(OpenAPISchemaPlugin):
-    """``msgspec.Raw`` in a response model is a job's ``data``, passed through as the client sent
-    it: a JSON object. Litestar knows nothing of Raw and would document it as "anything", which
-    also makes ``Raw | None`` ambiguous (null would match both branches of its oneOf)."""
+    """``msgspec.Raw`` in a response model is JSON passed through as the client sent it: a job's
+    ``data`` (a JSON object: its ``Meta`` says so) or ``result`` (any JSON value). Litestar knows
+    nothing of Raw and would document it as "anything", which also makes ``Raw | None``
+    ambiguous (null would match both branches of its oneOf): so "any value" is documented as
+    "anything but null", and the ``| None`` adds the null."""
 
     @staticmethod
     def is_plugin_supported_type(value: Any) -> bool:
@@ -99,4 +101,14 @@ class JsonTextSchema(OpenAPISchemaPlugin):
     def to_openapi_schema(
         self, field_definition: FieldDefinition, schema_creator: SchemaCreator
     ) -> Schema:
-        return Schema(type=OpenAPIType.OBJECT, description="A JSON object, as submitted.")
+        declared = [
+            meta.extra_json_schema or {}
+            for meta in field_definition.metadata
+            if isinstance(meta, msgspec.Meta)
+        ]
+        if any(extra.get("type") == "object" for extra in declared):
+            return Schema(type=OpenAPIType.OBJECT, description="A JSON object, as submitted.")
+        return Schema(
+            schema_not=Schema(type=OpenAPIType.NULL),
+            description="Any JSON value, as the worker sent it.",
+        )

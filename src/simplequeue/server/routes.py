@@ -23,21 +23,26 @@ from simplequeue.models import (
     MAX_CLAIM_COUNT,
     MAX_JOB_ID_LENGTH,
     MAX_LEASE_SECONDS,
+    MAX_QUEUE_NAME,
+    MAX_QUEUES_NAMED,
     MAX_WAIT_SECONDS,
+    Changed,
     ClaimedJob,
     CompleteRequest,
     Health,
     HeartbeatRequest,
     ItemResult,
     JobState,
+    OperationRequest,
     Order,
     Problem,
     Stats,
     StoredJob,
     SubmitRequest,
+    check_queue_name,
     job_path,
 )
-from simplequeue.queue import MAX_PAGE, Queue, Submitted
+from simplequeue.queue import MAX_PAGE, Action, Queue, Submitted
 
 __all__ = ["ROUTES"]
 
@@ -51,7 +56,9 @@ NEXT_PATH = "/jobs/next"
 HEALTH_PATH = "/health"
 
 
-def _with_body(model: type[Any], *, batch: bool = False) -> type[Operation]:
+def _with_body(
+    model: type[Any], *, batch: bool = False, extra: dict[str, Any] | None = None
+) -> type[Operation]:
     """An OpenAPI operation whose request body is ``model``'s own msgspec schema (or, with
     ``batch``, either that or an array of 1 to `MAX_BATCH` of them: CONTRACT §10).
 
@@ -76,7 +83,7 @@ def _with_body(model: type[Any], *, batch: bool = False) -> type[Operation]:
             return [inline(item) for item in node]
         return node
 
-    schema = inline(components[model.__name__])
+    schema: Any = {**inline(components[model.__name__]), **(extra or {})}
     if batch:
         # Each item is decided on its own (CONTRACT §10): one that is not a valid body is that
         # item's 400 inside the batch's 200, so the array takes any item, and says so.
@@ -253,6 +260,29 @@ async def _unless_gone(request: Request[Any, Any, Any], work: Awaitable[T]) -> T
     return None
 
 
+QueuesParameter = Annotated[
+    list[str] | None,
+    QueryParameter(
+        name="queue",
+        max_items=MAX_QUEUES_NAMED,
+        description="Only jobs of these queues (repeatable; none: every queue). A queue name "
+        f"is 1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -",
+    ),
+]
+
+
+def _queue_names(queues: list[str] | None) -> list[str]:
+    """The ``queue`` query values, each checked (a 400 names the bad one)."""
+    for name in queues or []:
+        try:
+            check_queue_name(name)
+        except ValueError as exc:
+            raise InvalidRequest(f"{exc}, got {name!r}") from None
+    if len(queues or []) > MAX_QUEUES_NAMED:
+        raise InvalidRequest(f"name at most {MAX_QUEUES_NAMED} `queue` values")
+    return queues or []
+
+
 def _problems(*codes: int) -> dict[int, ResponseSpec]:
     return {
         code: ResponseSpec(data_container=Problem, media_type="application/problem+json")
@@ -311,9 +341,11 @@ async def submit(request: Request[Any, Any, Any]) -> Response[StoredJob | list[I
 @get(
     NEXT_PATH,
     summary="Take the next job",
-    description="The oldest due submitted job, now running under a lease whose `leaseId` only "
-    "this answer carries; 204 when there is none (after `wait` seconds, if given). With "
-    "`count`, an array of up to that many, each under its own lease (`[]` when none).",
+    description="The next due submitted job (highest `priority`, then earliest `runAt`, then "
+    "submission order), now running under a lease whose `leaseId` only this answer carries; "
+    "204 when there is none (after `wait` seconds, if given). With `count`, an array of up to "
+    "that many, each under its own lease (`[]` when none). With `queue`, only from those "
+    "queues.",
     responses={
         204: ResponseSpec(data_container=None, description="No job, within `wait`"),
         **_problems(400, 403, 503),
@@ -343,8 +375,11 @@ async def next_job(
             "lease of its own.",
         ),
     ] = None,
+    queues: QueuesParameter = None,
 ) -> Response[ClaimedJob | list[ClaimedJob] | None]:
-    claim = _queue_of(request).next(lease_seconds=lease, wait=wait, count=count or 1)
+    claim = _queue_of(request).next(
+        lease_seconds=lease, wait=wait, count=count or 1, queues=_queue_names(queues)
+    )
     # A caller that goes away while it waits is given no job (its claim is undone).
     jobs = await (_unless_gone(request, claim) if wait > 0 else claim) or []
     if count is not None:
@@ -360,7 +395,7 @@ async def next_job(
     description="The job stays with the worker holding `leaseId` for `leaseSeconds` more "
     "(default: the lease's own length); 409 `lease lost` when that lease is no longer current.",
     status_code=HTTP_200_OK,
-    responses=_problems(400, 403, 404, 409, 413, 415, 503),
+    responses=_problems(400, 403, 404, 409, 410, 413, 415, 503),
     operation_class=_with_body(HeartbeatRequest),
     tags=["jobs"],
 )
@@ -378,7 +413,7 @@ async def heartbeat(request: Request[Any, Any, Any], queue: NamedDependency[Queu
     "With `leaseId`, only while that lease is current (else 409 `lease lost`). Repeating an "
     "applied completion is answered 200 with the job as it is; any other transition is 409.",
     status_code=HTTP_200_OK,
-    responses=_problems(400, 403, 404, 409, 413, 415, 503),
+    responses=_problems(400, 403, 404, 409, 410, 413, 415, 503),
     operation_class=_with_body(CompleteRequest, batch=True),
     tags=["jobs"],
 )
@@ -396,6 +431,57 @@ async def complete(request: Request[Any, Any, Any]) -> StoredJob | list[ItemResu
     )
 
 
+def _operation(action: Action, summary: str, description: str) -> Any:
+    @post(
+        f"/jobs/{action.value}",
+        summary=summary,
+        description=description
+        + " With `jobIds` (up to 1,000) or `filter` (every matching job, done in bounded "
+        "chunks), the answer is `{matched, changed}`.",
+        status_code=HTTP_200_OK,
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                data_container=StoredJob | Changed,
+                generate_examples=False,
+                description="The job (for `jobId`), or the counts (for `jobIds` or `filter`)",
+            ),
+            **_problems(400, 403, 404, 409, 410, 413, 415, 503),
+        },
+        # Exactly one of jobId, jobIds and filter (OperationRequest checks it too).
+        operation_class=_with_body(
+            OperationRequest, extra={"minProperties": 1, "maxProperties": 1}
+        ),
+        tags=["operations"],
+        name=action.value,
+    )
+    async def operate(request: Request[Any, Any, Any]) -> StoredJob | Changed:
+        queue = _queue_of(request)
+        body = await _decode(request, OperationRequest)
+        if body.job_id is not None:
+            return await queue.act(action, body.job_id)
+        if body.job_ids is not None:
+            return await queue.act_many(action, body.job_ids)
+        assert body.filter is not None  # OperationRequest holds exactly one of the three
+        return await queue.act_matching(action, body.filter)
+
+    return operate
+
+
+cancel = _operation(
+    Action.CANCEL,
+    "Cancel jobs",
+    "A submitted or running job becomes failed with the error `cancelled`; a running job's "
+    "lease ends (its worker's heartbeat and complete get 409 `lease lost`). 409 if it already "
+    "finished, 410 if it was pruned.",
+)
+retry = _operation(
+    Action.RETRY,
+    "Retry failed jobs",
+    "A failed job goes back to submitted, due now, with its attempts and errors (one more "
+    "attempt allowed if it had used them all). 409 if it is not failed, 410 if it was pruned.",
+)
+
+
 def _path_job_id(request: Request[Any, Any, Any]) -> str:
     # The router sees the decoded path, where `a%2Fb` and `a/b` (and `a%2F%2Fb`, collapsed) look
     # alike; the id is what the client percent-encoded, so it is read from the raw path.
@@ -411,8 +497,9 @@ def _path_job_id(request: Request[Any, Any, Any]) -> str:
 @get(
     "/jobs/{job_path:path}",
     summary="Get a job",
-    description="The id is percent-encoded in the path (`/` as `%2F`).",
-    responses=_problems(404),
+    description="The id is percent-encoded in the path (`/` as `%2F`). 410 when the job "
+    "finished and was deleted by the server's retention.",
+    responses=_problems(404, 410),
     tags=["jobs"],
 )
 async def get_job(
@@ -465,17 +552,25 @@ async def list_jobs(
             min_length=1, max_length=MAX_JOB_ID_LENGTH, description="Only jobs whose id starts so."
         ),
     ] = None,
+    queues: QueuesParameter = None,
 ) -> Response[list[StoredJob]]:
     states = states or []
+    names = _queue_names(queues)
     newest_first = order == "desc"
     page = await queue.list_jobs(
-        states, limit, after, before=before, newest_first=newest_first, prefix=prefix
+        states,
+        limit,
+        after,
+        before=before,
+        newest_first=newest_first,
+        prefix=prefix,
+        queues=names,
     )
     headers = {}
     if page.more:
         last = page.jobs[-1].job_id
         after, before = (after, last) if newest_first else (last, before)
-        headers["Link"] = _next_page_link(states, limit, after, before, newest_first, prefix)
+        headers["Link"] = _next_page_link(states, limit, after, before, newest_first, prefix, names)
     return Response(page.jobs, headers=headers)
 
 
@@ -486,6 +581,7 @@ def _next_page_link(
     before: str | None,
     newest_first: bool,
     prefix: str | None,
+    queues: list[str],
 ) -> str:
     # The next page continues past the last job shown (later ones oldest first, earlier ones
     # newest first); the other bound and every filter stay as they were. asc is the default
@@ -496,12 +592,19 @@ def _next_page_link(
         "after": after,
         "before": before,
     }
-    query = [("state", s.value) for s in states] + [("limit", str(limit))]
+    query = [("state", s.value) for s in states] + [("queue", name) for name in queues]
+    query += [("limit", str(limit))]
     query += [(key, value) for key, value in optional.items() if value is not None]
     return f'</jobs?{urlencode(query, quote_via=quote)}>; rel="next"'
 
 
-@get("/stats", summary="Count jobs per state", tags=["queue"])
+@get(
+    "/stats",
+    summary="Count jobs per state, in all and per queue",
+    description="Top-level totals, and per queue (each queue that holds a job) its count per "
+    "state and `oldestDueAgeSeconds`: how long its oldest due job has waited (queue latency).",
+    tags=["queue"],
+)
 async def stats(queue: NamedDependency[Queue]) -> Stats:
     return await queue.stats()
 
@@ -511,7 +614,18 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-ROUTES = [submit, next_job, heartbeat, complete, get_job, list_jobs, stats, health]
+ROUTES = [
+    submit,
+    next_job,
+    heartbeat,
+    complete,
+    cancel,
+    retry,
+    get_job,
+    list_jobs,
+    stats,
+    health,
+]
 
 BODY_PATHS = frozenset(
     path for route in ROUTES if "POST" in route.http_methods for path in route.paths

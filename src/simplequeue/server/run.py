@@ -304,6 +304,7 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
         access_log = settings.access_log and logger.isEnabledFor(logging.INFO)
         if not access_log:
             logger.info("access log off (sq serve --access-log turns it on)")
+        logger.info("retention: %s", _retention(settings))
         embedded = _Server(
             bounded_body(app, settings.body_timeout),
             listener,
@@ -339,3 +340,17 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop)
         await embedded.serve()
+
+
+def _retention(settings: Settings) -> str:
+    """The start-up line's account of retention: what is kept, and for how long."""
+
+    def kept(seconds: float | None) -> str:
+        return "forever" if seconds is None else f"{seconds:g}s after they finish"
+
+    if settings.keep_succeeded is None and settings.keep_failed is None:
+        return "every job is kept forever (--keep-succeeded, --keep-failed)"
+    return (
+        f"succeeded jobs kept {kept(settings.keep_succeeded)}, "
+        f"failed jobs {kept(settings.keep_failed)}; deleted ones leave a tombstone"
+    )

@@ -67,6 +67,11 @@ class Settings:
     """A lease's length when ``/jobs/next`` names none."""
     retry_backoff: float = RETRY_BACKOFF
     """Seconds before a failed job's first retry (``retry: true``); doubling, with jitter."""
+    keep_succeeded: float | None = None
+    """Seconds a succeeded job is kept once finished, then deleted leaving a tombstone
+    (``None``: kept forever)."""
+    keep_failed: float | None = None
+    """The same for failed jobs."""
     store_timeout: float = STORE_TIMEOUT
     """Seconds a request may wait for the store (a lock held by another process, or its turn)
     before it is answered 503 with nothing changed. Keep it below the clients' read timeout

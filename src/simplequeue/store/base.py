@@ -1,8 +1,9 @@
 """The storage boundary: what the queue needs from a backend, and nothing about how it is done.
 
 Two sides, as pgqueuer splits its ports: `WorkStore` is the path jobs take (submit, claim,
-heartbeat, finish, expiry), each method one atomic step in the backend's own transaction, safe
-under any number of concurrent callers and server processes; `ReadStore` is what people look at
+heartbeat, finish, expiry, an operator's cancel and retry, retention), each method one atomic
+step in the backend's own transaction, safe under any number of concurrent callers and server
+processes; `ReadStore` is what people look at
 (get, list, stats), which never waits for a writer. `Store` is both, with a life cycle.
 
 The store guarantees atomicity and durability (a step that returned is committed). What a step
@@ -14,13 +15,16 @@ caller must interpret.
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple, Protocol, TypeVar
 
+from simplequeue.jsontext import canonical
 from simplequeue.models import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_QUEUE,
     MAX_ERRORS_KEPT,
     ClaimedJob,
     JobState,
@@ -32,14 +36,20 @@ __all__ = [
     "Ending",
     "Finish",
     "Finished",
+    "Move",
+    "Moved",
+    "MovedChunk",
     "NewJob",
     "Outcome",
     "ReadStore",
+    "Selection",
     "Store",
     "StoreUnusable",
+    "Tombstone",
     "UnknownCursor",
     "WorkStore",
     "decide",
+    "fingerprint",
     "kept",
 ]
 
@@ -65,6 +75,14 @@ class NewJob:
     data: bytes | None
     created_at: datetime
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    queue: str = DEFAULT_QUEUE
+    priority: int = 0
+    run_at: datetime | None = None
+    """When it falls due; ``None``: when submitted (``created_at``)."""
+
+    @property
+    def due(self) -> datetime:
+        return self.created_at if self.run_at is None else self.run_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +130,82 @@ class Finished:
     """The job as it is now (``None`` only for `Finish.UNKNOWN`)."""
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a job that retention deleted: enough to keep its id "added once" (a
+    resubmit is compared with it, field by field) and to say when it finished and how. No
+    description or data: only their `fingerprint`."""
+
+    job_id: str
+    queue: str
+    priority: int
+    max_attempts: int
+    description_hash: str | None
+    data_hash: str | None
+    state: JobState
+    created_at: datetime
+    finished_at: datetime
+    attempts: int
+
+
+def fingerprint(description: str | None, data: bytes | None) -> tuple[str | None, str | None]:
+    """The hashes a tombstone keeps of a job's description and data (``None`` for ``None``).
+    Two data texts with the same JSON value (`simplequeue.jsontext.same_value`) hash alike."""
+
+    def digest(text: bytes) -> str:
+        return hashlib.sha256(text).hexdigest()[:32]
+
+    return (
+        None if description is None else digest(description.encode()),
+        None if data is None else digest(canonical(data)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """An operator's action, as the queue's table says it (CONTRACT §9): jobs in one of
+    ``sources`` go to ``target``; jobs in other states are left alone.
+
+    What entering ``target`` does, in every store: ``failed`` ends the job now (``finishedAt``),
+    ends its lease (the worker's heartbeat and complete get "lease lost") and records ``error``
+    as the current attempt's; ``submitted`` puts it back in the queue, due now, with its
+    attempts and errors, and one attempt more allowed if it had used them all."""
+
+    sources: frozenset[JobState]
+    target: JobState
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What a `Move` did to one job named by its id."""
+
+    job: StoredJob | None
+    """The job as it is now; ``None`` when no job has that id (see ``tombstone``)."""
+    moved: bool
+    tombstone: Tombstone | None = None
+    """The id's tombstone, when the job was pruned."""
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Jobs an action applies to by filter: in one of ``states`` (never empty), in ``queue``
+    when given, with an id starting with ``prefix`` when given."""
+
+    states: frozenset[JobState]
+    queue: str | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MovedChunk:
+    """One bounded chunk of a `Move` by `Selection`: how many jobs it moved, and where the next
+    chunk starts (``None``: that was the last)."""
+
+    moved: int
+    resume: int | None
+
+
 def decide(
     state: JobState,
     current: str | None,
@@ -137,17 +231,28 @@ def kept(errors: list[T], entry: T) -> list[T]:
 
 
 class WorkStore(Protocol):
-    async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
-        """Insert the job unless its id exists. Returns the stored job and whether it was new."""
+    async def submit(self, job: NewJob) -> tuple[StoredJob | Tombstone, bool]:
+        """Insert the job unless its id exists or has a tombstone. Returns the stored job (or
+        the tombstone) and whether it was new."""
 
-    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob | Tombstone, bool]]:
         """`submit` for each job in turn, all in one atomic step (one commit): a later job with
         the id of an earlier one finds it stored."""
 
-    async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
-        """Hand out up to ``limit`` due ``submitted`` jobs, oldest first: each becomes
-        ``running`` at ``now`` with one more attempt and a new, unguessable lease ending
-        ``lease_seconds`` from ``now``. Each job is claimed by exactly one caller."""
+    async def claim(
+        self,
+        now: datetime,
+        *,
+        lease_seconds: int,
+        limit: int = 1,
+        queues: Collection[str] = (),
+    ) -> list[ClaimedJob]:
+        """Hand out up to ``limit`` due (``run_at`` <= ``now``) ``submitted`` jobs of
+        ``queues`` (any queue when empty), in the order of CONTRACT §8: highest priority first,
+        then earliest ``run_at``, then submission order. Each becomes ``running`` at ``now`` with
+        one more attempt and a new, unguessable lease ending ``lease_seconds`` from ``now``.
+        Each job is claimed by exactly one caller. Costs the same however many jobs are stored
+        or scheduled (one index)."""
 
     async def heartbeat(
         self, job_id: str, lease_id: str, now: datetime, lease_seconds: int | None
@@ -173,12 +278,40 @@ class WorkStore(Protocol):
         """End every running attempt whose lease ended at or before ``now`` as ``outcome``
         says. Returns how many; cheap when there are none."""
 
-    async def next_due(self) -> datetime | None:
-        """When the next ``submitted`` job falls due, if any (for long-polls to sleep until)."""
+    async def next_due(self, now: datetime) -> datetime | None:
+        """When the next ``submitted`` job not due at ``now`` falls due, if any (for long-polls
+        to be woken then)."""
+
+    async def move(self, job_ids: Sequence[str], move: Move, now: datetime) -> list[Moved]:
+        """Apply ``move`` to each job named, in one atomic step; one answer per id, in order."""
+
+    async def move_matching(
+        self, selection: Selection, move: Move, now: datetime, *, after: int, limit: int
+    ) -> MovedChunk:
+        """Apply ``move`` to up to ``limit`` jobs of ``selection``, in submission order, from
+        the position ``after`` (0: the start; else a `MovedChunk.resume`), in one atomic step:
+        one bounded chunk, so that other requests are served between chunks."""
+
+    async def promote(self, now: datetime, limit: int) -> int:
+        """Let up to ``limit`` scheduled jobs due at ``now`` (the earliest first) join the
+        hand-out order, for a store that keeps due jobs apart (0 for one that does not).
+        `claim` does it too, for its own transaction; this is the server's periodic look."""
+
+    async def max_attempts_sent(self, job_id: str) -> int | None:
+        """The ``maxAttempts`` the job's submit asked for (an operator's retry may have raised
+        it since), or ``None`` for an unknown id: what an idempotent resubmit is compared with."""
+
+    async def prune(self, state: JobState, finished_before: datetime, limit: int) -> int:
+        """Delete up to ``limit`` jobs in ``state`` (a final one) that finished before
+        ``finished_before``, oldest first, each leaving its `Tombstone`, in one atomic step.
+        Returns how many."""
 
 
 class ReadStore(Protocol):
     async def get(self, job_id: str) -> StoredJob | None: ...
+
+    async def tombstone(self, job_id: str) -> Tombstone | None:
+        """What is left of a pruned job, if that id's job was pruned."""
 
     async def list_jobs(
         self,
@@ -189,14 +322,17 @@ class ReadStore(Protocol):
         before: str | None = None,
         newest_first: bool = False,
         prefix: str | None = None,
+        queues: Collection[str] = (),
     ) -> list[StoredJob]:
         """Up to ``limit`` jobs in submission order (newest first if ``newest_first``), in one of
-        ``states`` (all states when empty), submitted after the job ``after`` and before the job
-        ``before`` when given, whose id starts with ``prefix`` when given. Raises
-        ``UnknownCursor(job_id)`` for an ``after`` or ``before`` that names no job."""
+        ``states`` (all states when empty) and of ``queues`` (all when empty), submitted after
+        the job ``after`` and before the job ``before`` when given, whose id starts with
+        ``prefix`` when given. Raises ``UnknownCursor(job_id)`` for an ``after`` or ``before``
+        that names no job."""
 
-    async def stats(self) -> Stats:
-        """The count of jobs per state, without scanning the jobs."""
+    async def stats(self, now: datetime) -> Stats:
+        """The count of jobs per state, in all and per queue, and each queue's oldest due job's
+        age at ``now``, without scanning the jobs."""
 
 
 class Store(WorkStore, ReadStore, Protocol):

@@ -40,10 +40,12 @@ import msgspec
 from simplequeue.errors import Unavailable
 from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
+    MAX_ERRORS_KEPT,
     STORE_TIMEOUT,
     AttemptError,
     ClaimedJob,
     JobState,
+    QueueStats,
     Stats,
     StoredJob,
 )
@@ -51,11 +53,17 @@ from simplequeue.store.base import (
     Ending,
     Finish,
     Finished,
+    Move,
+    Moved,
+    MovedChunk,
     NewJob,
     Outcome,
+    Selection,
     StoreUnusable,
+    Tombstone,
     UnknownCursor,
     decide,
+    fingerprint,
     kept,
 )
 from simplequeue.store.sql import load_queries
@@ -65,7 +73,7 @@ __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchro
 T = TypeVar("T")
 Synchronous = Literal["full", "normal"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 READERS = 2
 """Reading connections, each on its own thread, beside the one writer."""
 BUSY_SLACK_MS = 50
@@ -76,6 +84,11 @@ GROUP_ROWS = 4000
 """The most rows (about) one transaction takes: four batches of 1,000 jobs fill a group."""
 EXPIRE_BATCH = 500
 """Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
+PROMOTE_BATCH = 1000
+"""Scheduled jobs a claim makes ready at most (the earliest due), so that a million falling due
+at once never hold one claim's lock long; the server's periodic look makes the rest ready."""
+PRUNE_BYTES = 1024 * 1024
+"""About how much description and data one retention batch fingerprints at most."""
 Q = load_queries("sqlite.sql")
 Row = tuple[Any, ...]
 
@@ -108,12 +121,15 @@ _errors = msgspec.json.Decoder(list[AttemptError])
 
 def _fields(row: Row) -> dict[str, Any]:
     (job_id, description, data, state, created_at, started_at, finished_at, attempts) = row[:8]
-    max_attempts, lease_expires_at, result, errors = row[8:12]
+    max_attempts, lease_expires_at, result, errors, queue, priority, run_at = row[8:15]
     return {
         "job_id": job_id,
         "description": description,
         "data": _raw(data),
         "state": JobState(state),
+        "queue": queue,
+        "priority": priority,
+        "run_at": datetime.fromisoformat(run_at),
         "created_at": datetime.fromisoformat(created_at),
         "started_at": _datetime(started_at),
         "finished_at": _datetime(finished_at),
@@ -130,7 +146,54 @@ def _job(row: Row) -> StoredJob:
 
 
 def _claimed(row: Row) -> ClaimedJob:
-    return ClaimedJob(**_fields(row), lease_id=row[12])
+    return ClaimedJob(**_fields(row), lease_id=row[15])
+
+
+def _tombstone(row: Row) -> Tombstone:
+    job_id, queue, priority, max_attempts, description_hash, data_hash, state = row[:7]
+    created_at, finished_at, attempts = row[7:]
+    return Tombstone(
+        job_id=job_id,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        description_hash=description_hash,
+        data_hash=data_hash,
+        state=JobState(state),
+        created_at=datetime.fromisoformat(created_at),
+        finished_at=datetime.fromisoformat(finished_at),
+        attempts=attempts,
+    )
+
+
+def _candidates(queues: Sequence[str]) -> str:
+    """The ready jobs a claim picks from, in hand-out order: the head of one index for any
+    queue; the head of each named queue's part of another, merged, for named queues (each part
+    holds at most :limit rows, so a claim never reads more than that per queue)."""
+    if not queues:
+        return Q["candidates_any"]
+    return " UNION ALL ".join(
+        f"SELECT * FROM ({Q['candidates_in'].replace('{n}', str(n))})" for n in range(len(queues))
+    )
+
+
+def _claim_query(queues: int) -> str:
+    candidates = _candidates([""] * queues)
+    order = "priority DESC, run_at, seq"
+    return (
+        f"WITH candidates AS ({candidates}), picked AS (SELECT seq, row_number() OVER "
+        f"(ORDER BY {order}) - 1 AS n FROM candidates ORDER BY {order} LIMIT :limit) " + Q["claim"]
+    )
+
+
+_CLAIMS: dict[int, str] = {}
+"""The claim's text per number of queues named, made once each."""
+
+
+def _claim_for(queues: int) -> str:
+    if (query := _CLAIMS.get(queues)) is None:
+        query = _CLAIMS[queues] = _claim_query(queues)
+    return query
 
 
 _MAX_SEQ = 2**63 - 1
@@ -601,6 +664,7 @@ class SqliteStore:
                 )
             now = datetime.now(UTC)
             params = {
+                "now": _timestamp(now),
                 "lease_seconds": DEFAULT_LEASE_SECONDS,
                 "lease_expires_at": _timestamp(now + timedelta(seconds=DEFAULT_LEASE_SECONDS)),
             }
@@ -639,48 +703,69 @@ class SqliteStore:
     # Each turns its rows into jobs inside the transaction: anything that fails does so before
     # the COMMIT, so an error answer always means nothing changed.
 
-    async def submit(self, job: NewJob) -> tuple[StoredJob, bool]:
+    async def submit(self, job: NewJob) -> tuple[StoredJob | Tombstone, bool]:
         return (await self.submit_many([job]))[0]
 
-    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob, bool]]:
+    async def submit_many(self, jobs: Sequence[NewJob]) -> list[tuple[StoredJob | Tombstone, bool]]:
         # One statement inserts them all, in order (one pass of SQLite's, not one per job);
-        # the ids it did not insert (already stored, or repeated in the batch) are read back.
+        # the ids it did not insert (already stored, repeated in the batch, or pruned) are
+        # read back.
         stamps: dict[datetime, str] = {}
+
+        def stamp(value: datetime) -> str:
+            return stamps.get(value) or stamps.setdefault(value, _timestamp(value))
+
         rows = msgspec.json.encode(
             [
                 (
                     job.job_id,
                     job.description,
                     None if job.data is None else job.data.decode(),
-                    stamps.get(job.created_at)
-                    or stamps.setdefault(job.created_at, _timestamp(job.created_at)),
+                    stamp(job.created_at),
                     job.max_attempts,
+                    job.queue,
+                    job.priority,
+                    stamp(job.due),
+                    job.due <= job.created_at,
                 )
                 for job in jobs
             ]
         ).decode()
 
-        def insert_or_read(conn: sqlite3.Connection) -> list[tuple[StoredJob, bool]]:
+        def insert_or_read(conn: sqlite3.Connection) -> list[tuple[StoredJob | Tombstone, bool]]:
             inserted = {row[0]: row for row in conn.execute(Q["submit_many"], {"jobs": rows})}
-            done = []
+            done: list[tuple[StoredJob | Tombstone, bool]] = []
             for job in jobs:
                 if (row := inserted.pop(job.job_id, None)) is not None:
                     done.append((_job(row), True))
-                else:
-                    stored = conn.execute(Q["get"], {"job_id": job.job_id}).fetchone()
+                elif stored := conn.execute(Q["get"], {"job_id": job.job_id}).fetchone():
                     done.append((_job(stored), False))
+                else:
+                    buried = conn.execute(Q["tombstone"], {"job_id": job.job_id}).fetchone()
+                    done.append((_tombstone(buried), False))
             return done
 
         return await self._write(insert_or_read, rows=len(jobs))
 
-    async def claim(self, now: datetime, *, lease_seconds: int, limit: int = 1) -> list[ClaimedJob]:
+    async def claim(
+        self,
+        now: datetime,
+        *,
+        lease_seconds: int,
+        limit: int = 1,
+        queues: Collection[str] = (),
+    ) -> list[ClaimedJob]:
         at = _timestamp(now)
         until = _timestamp(now + timedelta(seconds=lease_seconds))
+        named = sorted(set(queues))
+        query = _claim_for(len(named))
 
         def claim(conn: sqlite3.Connection) -> list[ClaimedJob]:
-            # One statement claims them all; each job gets a lease id of its own, made here
-            # (Python's CSPRNG, not SQLite's), by its place in the hand-out order.
-            params = {
+            # Scheduled jobs that fell due join the order first; then one statement claims them
+            # all, each under a lease id of its own, made here (Python's CSPRNG, not SQLite's),
+            # by its place in the hand-out order.
+            conn.execute(Q["promote"], {"now": at, "limit": PROMOTE_BATCH})
+            params: dict[str, Any] = {
                 "now": at,
                 "until": until,
                 "limit": limit,
@@ -689,11 +774,18 @@ class SqliteStore:
                     [secrets.token_urlsafe(18) for _ in range(limit)]
                 ).decode(),
             }
-            rows = sorted(conn.execute(Q["claim"], params).fetchall(), key=lambda row: row[-1])
+            params.update((f"queue_{n}", name) for n, name in enumerate(named))
+            rows = conn.execute(query, params).fetchall()
+            rows.sort(key=lambda row: (-row[13], row[14], row[-1]))  # priority, run_at, seq
             return [_claimed(row) for row in rows]
 
+        if named:
+            look, look_params = Q["any_due_in"], {"now": at, "queues": msgspec.json.encode(named)}
+        else:
+            look, look_params = Q["any_due"], {"now": at}
+
         def nothing_due(conn: sqlite3.Connection) -> bool:
-            return conn.execute(Q["due"], {"now": at, "limit": 1}).fetchone() is None
+            return not conn.execute(look, look_params).fetchone()[0]
 
         # An empty queue is answered without taking the write lock.
         return await self._write(claim, unless=nothing_due, otherwise=[], rows=limit)
@@ -773,6 +865,8 @@ class SqliteStore:
             "state": new_state.value,
             "finished_at": None if requeued else _timestamp(now),
             "run_at": _timestamp(outcome.run_at) if requeued and outcome.run_at else None,
+            # Due again at once (a lease taken back), or later (a retry's backoff).
+            "ready": not (requeued and outcome.run_at is not None and outcome.run_at > now),
             "result": None if outcome.result is None else outcome.result.decode(),
             "errors": errors,
             "lease_id": lease_id if keep_lease else None,
@@ -800,9 +894,151 @@ class SqliteStore:
         # Most calls find nothing: they look first, and take the lock only for work.
         return await self._write(expire, unless=none_expired, otherwise=0)
 
-    async def next_due(self) -> datetime | None:
+    async def next_due(self, now: datetime) -> datetime | None:
         def read(conn: sqlite3.Connection) -> datetime | None:
-            return _datetime(conn.execute(Q["next_due"]).fetchone()[0])
+            row = conn.execute(Q["next_due"], {"now": _timestamp(now)}).fetchone()
+            return None if row is None else _datetime(row[0])
+
+        return await self._read(read)
+
+    async def move(self, job_ids: Sequence[str], move: Move, now: datetime) -> list[Moved]:
+        def apply(conn: sqlite3.Connection) -> list[Moved]:
+            found: dict[str, tuple[int, str]] = {}
+            for job_id in job_ids:
+                if job_id not in found and (
+                    row := conn.execute(Q["movable"], {"job_id": job_id}).fetchone()
+                ):
+                    found[job_id] = row
+            movable = [seq for seq, state in found.values() if state in move.sources]
+            moved = {row[0]: _job(row) for row in self._move(conn, movable, move, now)}
+            answers = []
+            for job_id in job_ids:
+                if job_id in moved:
+                    answers.append(Moved(moved.pop(job_id), True))
+                elif job_id in found:
+                    answers.append(
+                        Moved(_job(conn.execute(Q["get"], {"job_id": job_id}).fetchone()), False)
+                    )
+                else:
+                    buried = conn.execute(Q["tombstone"], {"job_id": job_id}).fetchone()
+                    answers.append(
+                        Moved(None, False, None if buried is None else _tombstone(buried))
+                    )
+            return answers
+
+        return await self._write(apply, rows=len(job_ids))
+
+    @staticmethod
+    def _move(conn: sqlite3.Connection, seqs: list[int], move: Move, now: datetime) -> list[Row]:
+        if not seqs:
+            return []
+        params: dict[str, Any] = {
+            "seqs": msgspec.json.encode(seqs).decode(),
+            "now": _timestamp(now),
+        }
+        if move.target == JobState.FAILED:
+            params.update(kept=MAX_ERRORS_KEPT, error=move.error)
+            return conn.execute(Q["move_to_failed"], params).fetchall()
+        return conn.execute(Q["move_to_submitted"], params).fetchall()
+
+    async def move_matching(
+        self, selection: Selection, move: Move, now: datetime, *, after: int, limit: int
+    ) -> MovedChunk:
+        states = selection.states & move.sources
+        params: dict[str, Any] = {"after": after, "limit": limit}
+        # A window of one state's jobs (the queue asks one state at a time): it walks only the
+        # jobs the action could change, never the history of finished ones.
+        if len(states) == 1:
+            window, params["state"] = Q["window_in_state"], next(iter(states)).value
+        else:
+            window = Q["window_all"]
+        queue, prefix = selection.queue, selection.prefix
+
+        def apply(conn: sqlite3.Connection) -> MovedChunk:
+            rows = conn.execute(window, params).fetchall()
+            seqs = [
+                seq
+                for seq, state, job_id, in_queue in rows
+                if state in states
+                and (queue is None or in_queue == queue)
+                and (prefix is None or job_id.startswith(prefix))
+            ]
+            moved = len(self._move(conn, seqs, move, now))
+            return MovedChunk(moved, rows[-1][0] if len(rows) == limit else None)
+
+        return await self._write(apply, rows=limit)
+
+    async def prune(self, state: JobState, finished_before: datetime, limit: int) -> int:
+        params = {"state": state.value, "before": _timestamp(finished_before), "limit": limit}
+
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            # Read and fingerprint on a reading connection, without the write lock: hashing a
+            # large job's canonical data takes a while. At most about PRUNE_BYTES of them.
+            rows, size = [], 0
+            for row in conn.execute(Q["prunable"], params):
+                rows.append(row)
+                size += len(row[5] or "") + len(row[6] or "")
+                if size >= PRUNE_BYTES:
+                    break
+            tombstones = []
+            for row in rows:
+                _, job_id, queue, priority, max_attempts, description, data = row[:7]
+                job_state, created_at, finished_at, attempts = row[7:]
+                description_hash, data_hash = fingerprint(
+                    description, None if data is None else data.encode()
+                )
+                tombstones.append(
+                    {
+                        "seq": row[0],
+                        "job_id": job_id,
+                        "queue": queue,
+                        "priority": priority,
+                        "max_attempts": max_attempts,
+                        "description_hash": description_hash,
+                        "data_hash": data_hash,
+                        "state": job_state,
+                        "created_at": created_at,
+                        "finished_at": finished_at,
+                        "attempts": attempts,
+                    }
+                )
+            return tombstones
+
+        tombstones = await self._read(read)
+        if not tombstones:
+            return 0
+        seqs = msgspec.json.encode([tombstone["seq"] for tombstone in tombstones]).decode()
+
+        def bury(conn: sqlite3.Connection) -> int:
+            # Only the jobs still as they were read (a retry since then keeps its job).
+            deleted = {seq for (seq,) in conn.execute(Q["delete"], {**params, "seqs": seqs})}
+            conn.executemany(Q["bury"], [t for t in tombstones if t["seq"] in deleted])
+            return len(deleted)
+
+        return await self._write(bury, rows=len(tombstones))
+
+    async def promote(self, now: datetime, limit: int) -> int:
+        params = {"now": _timestamp(now), "limit": limit}
+
+        def promote(conn: sqlite3.Connection) -> int:
+            return conn.execute(Q["promote"], params).rowcount
+
+        def none_due(conn: sqlite3.Connection) -> bool:
+            return conn.execute(Q["next_waiting"], params).fetchone() is None
+
+        return await self._write(promote, unless=none_due, otherwise=0, rows=limit)
+
+    async def max_attempts_sent(self, job_id: str) -> int | None:
+        def read(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(Q["max_attempts_sent"], {"job_id": job_id}).fetchone()
+            return None if row is None else int(row[0])
+
+        return await self._read(read)
+
+    async def tombstone(self, job_id: str) -> Tombstone | None:
+        def read(conn: sqlite3.Connection) -> Tombstone | None:
+            row = conn.execute(Q["tombstone"], {"job_id": job_id}).fetchone()
+            return None if row is None else _tombstone(row)
 
         return await self._read(read)
 
@@ -822,6 +1058,7 @@ class SqliteStore:
         before: str | None = None,
         newest_first: bool = False,
         prefix: str | None = None,
+        queues: Collection[str] = (),
     ) -> list[StoredJob]:
         def seq_of(conn: sqlite3.Connection, job_id: str) -> int:
             row = conn.execute(Q["seq_of"], {"job_id": job_id}).fetchone()
@@ -839,12 +1076,17 @@ class SqliteStore:
                     "before_seq": _MAX_SEQ if before is None else seq_of(conn, before),
                     "limit": limit,
                     "states": None,
+                    "queues": None,
                 }
                 if states:
                     params["states"] = msgspec.json.encode([s.value for s in states]).decode()
+                if queues:
+                    params["queues"] = msgspec.json.encode(sorted(set(queues))).decode()
                 if prefix is not None:
                     params.update(prefix=prefix, prefix_end=_prefix_end(prefix))
                     name = "list_prefix"
+                elif queues:
+                    name = "list_in_queues"
                 else:
                     name = "list_in_states" if states else "list_all"
                 query = Q[f"{name}_desc" if newest_first else name]
@@ -855,9 +1097,34 @@ class SqliteStore:
 
         return await self._read(work)
 
-    async def stats(self) -> Stats:
+    async def stats(self, now: datetime) -> Stats:
         def work(conn: sqlite3.Connection) -> Stats:
-            counts = dict(conn.execute(Q["stats"]).fetchall())
-            return Stats(**counts, total=sum(counts.values()))
+            # One read transaction, so the counts and the ages are of the same moment.
+            conn.execute("BEGIN")
+            try:
+                per_queue: dict[str, dict[str, int]] = {}
+                for queue, state, n in conn.execute(Q["stats"]):
+                    per_queue.setdefault(queue, dict.fromkeys(JobState, 0))[state] = n
+                oldest = {
+                    queue: conn.execute(Q["oldest_due"], {"queue": queue}).fetchone()[0]
+                    for queue, counts in per_queue.items()
+                    if counts[JobState.SUBMITTED]
+                }
+            finally:
+                conn.execute("COMMIT")
+            return _stats(per_queue, oldest, now)
 
         return await self._read(work)
+
+
+def _stats(per_queue: dict[str, dict[str, int]], oldest: dict[str, str], now: datetime) -> Stats:
+    def age(queue: str) -> float | None:
+        due = _datetime(oldest.get(queue))
+        return None if due is None or due > now else (now - due).total_seconds()
+
+    queues = {
+        name: QueueStats(**counts, oldest_due_age_seconds=age(name))
+        for name, counts in sorted(per_queue.items())
+    }
+    totals = {state: sum(q[state] for q in per_queue.values()) for state in JobState}
+    return Stats(**totals, total=sum(totals.values()), queues=queues)
