@@ -12,6 +12,7 @@ from simplequeue.errors import (
     ConnectionFailed,
     InvalidRequest,
     JobConflict,
+    JobGone,
     JobNotFound,
     LeaseLost,
     PayloadTooLarge,
@@ -20,13 +21,14 @@ from simplequeue.errors import (
     SimpleQueueError,
     Unavailable,
 )
-from simplequeue.models import CompletionStatus, Job, JobState, Stats
+from simplequeue.models import Changed, CompletionStatus, Job, JobState, QueueStats, Stats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AsyncClient",
     "BatchResult",
+    "Changed",
     "Client",
     "CompletionStatus",
     "ConnectionFailed",
@@ -34,10 +36,12 @@ __all__ = [
     "InvalidRequest",
     "Job",
     "JobConflict",
+    "JobGone",
     "JobNotFound",
     "JobState",
     "LeaseLost",
     "PayloadTooLarge",
+    "QueueStats",
     "RequestError",
     "ServerError",
     "SimpleQueueError",

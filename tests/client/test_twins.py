@@ -28,7 +28,7 @@ def shape(function: object) -> list[tuple[str, object, object]]:
 
 def test_the_twins_have_the_same_methods() -> None:
     assert public_methods(Client) == public_methods(AsyncClient)
-    assert {"submit", "next", "complete", "get", "list_jobs", "iter_jobs", "stats", "health"} <= (
+    assert {"submit", "next", "complete", "cancel", "retry", "get", "list_jobs", "stats"} <= (
         public_methods(Client)
     )
 

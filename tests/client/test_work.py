@@ -40,6 +40,7 @@ class Tools:
     get: Callable[[str], Job]
     complete: Callable[..., Job]
     submit: Callable[..., Job]
+    cancel: Callable[..., Any]
     completes: list[dict[str, Any]] = field(default_factory=list)
 
     def wait_for(self, what: Callable[[], bool]) -> None:
@@ -95,7 +96,7 @@ class Harness:
             for job in submit:
                 client.submit(**job)
             stop = threading.Event()
-            tools = Tools(client.get, client.complete, client.submit)
+            tools = Tools(client.get, client.complete, client.submit, client.cancel)
             http.event_hooks["request"].append(_recorder(tools.completes))
             handled: list[Job] = []
             lock = threading.Lock()
@@ -137,7 +138,10 @@ class Harness:
                 await client.submit(**job)
             stop = asyncio.Event()
             tools = Tools(
-                from_thread(client.get), from_thread(client.complete), from_thread(client.submit)
+                from_thread(client.get),
+                from_thread(client.complete),
+                from_thread(client.submit),
+                from_thread(client.cancel),
             )
             completes = tools.completes
 
@@ -302,6 +306,118 @@ def test_after_a_refused_heartbeat_nothing_is_completed(
     assert run.jobs["j"].result == "by hand"
     # Only the handler's own completion: the worker sent none after its lease was gone.
     assert run.completes == [{"jobId": "j", "status": "succeeded", "result": "by hand"}]
+
+
+def test_a_job_cancelled_while_its_handler_runs_is_not_completed_and_the_worker_goes_on(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="simplequeue.worker")
+
+    def handler(job: Job, tools: Tools) -> str:
+        if job.job_id == "victim":
+            tools.cancel("victim")  # POST /jobs/cancel: its lease ends
+            # Until the next heartbeat is refused (409 lease lost). The async twin cancels the
+            # coroutine awaiting this thread then; a thread runs on to its end either way.
+            tools.wait_for(lambda: "'victim' is no longer this worker's" in caplog.text)
+        return f"{job.job_id} done"
+
+    submit: list[dict[str, Any]] = [{"job_id": "victim", "priority": 1}, {"job_id": "after"}]
+    run = harness.run(handler, submit, until=after(2), lease=1)
+
+    assert [job.job_id for job in run.handled] == ["victim", "after"]
+    victim = run.jobs["victim"]
+    assert (victim.state, victim.result, [e.error for e in victim.errors]) == (
+        JobState.FAILED,
+        None,
+        ["cancelled"],
+    )
+    assert (run.jobs["after"].state, run.jobs["after"].result) == (JobState.SUCCEEDED, "after done")
+    assert [body["jobId"] for body in run.completes] == ["after"]  # none for the victim
+
+
+def test_on_lost_tells_a_sync_handler_its_job_was_cancelled() -> None:
+    lost: list[str] = []
+    told = threading.Event()
+    stop = threading.Event()
+
+    def on_lost(job: Job) -> None:
+        lost.append(job.job_id)
+        told.set()
+
+    def handler(job: Job) -> str:
+        if job.job_id == "victim":
+            client.cancel("victim")
+            assert told.wait(GIVE_UP)  # a thread cannot be stopped: it is told, and returns
+            return "dropped"
+        stop.set()
+        return "done"
+
+    with TestClient(create_app(SETTINGS), base_url=APP_URL) as http:
+        client = Client(http=http)
+        client.submit("victim", priority=1)
+        client.submit("after")
+        watchdog = threading.Timer(GIVE_UP, stop.set)
+        watchdog.start()
+        try:
+            client.work(handler, stop=stop, lease=1, on_lost=on_lost)
+        finally:
+            watchdog.cancel()
+        assert lost == ["victim"]
+        assert client.get("victim").state is JobState.FAILED
+        assert (client.get("after").state, client.get("after").result) == (
+            JobState.SUCCEEDED,
+            "done",
+        )
+
+
+def test_the_async_worker_cancels_the_handler_of_a_job_cancelled_meanwhile() -> None:
+    events: list[str] = []
+
+    async def main() -> None:
+        async with AsyncTestClient(create_app(SETTINGS), base_url=APP_URL) as http:
+            client = AsyncClient(http=http)
+            await client.submit("victim", priority=1)
+            await client.submit("after")
+            stop = asyncio.Event()
+
+            async def handler(job: Job) -> str:
+                if job.job_id == "victim":
+                    await client.cancel("victim")
+                    try:
+                        await asyncio.Event().wait()  # for ever, unless cancelled
+                    except asyncio.CancelledError:
+                        events.append("handler cancelled")
+                        raise
+                stop.set()
+                return "done"
+
+            watchdog = asyncio.get_running_loop().call_later(GIVE_UP, stop.set)
+            try:
+                await client.work(
+                    handler, stop=stop, lease=1, on_lost=lambda job: events.append(job.job_id)
+                )
+            finally:
+                watchdog.cancel()
+            assert (await client.get("victim")).state is JobState.FAILED
+            assert (await client.get("after")).result == "done"
+
+    asyncio.run(main())
+    assert sorted(events) == ["handler cancelled", "victim"]  # on_lost, then the cancel lands
+
+
+def test_a_worker_takes_jobs_only_from_its_queues(harness: Harness) -> None:
+    submit: list[dict[str, Any]] = [
+        {"job_id": "a1", "queue": "a"},
+        {"job_id": "b1", "queue": "b"},
+        {"job_id": "c1", "queue": "c"},
+        {"job_id": "a2", "queue": "a", "priority": 5},
+    ]
+    # Jobs taken ahead are run too once the worker stops: a job from another queue taken by
+    # the first `next` would be among those handled.
+    run = harness.run(lambda job, tools: job.queue, submit, until=after(3), queues=["a", "c"])
+    assert sorted(job.job_id for job in run.handled) == ["a1", "a2", "c1"]
+    assert run.handled[0].job_id == "a2"  # the highest priority first
+    assert run.jobs["b1"].state is JobState.SUBMITTED
 
 
 # -- concurrency and stopping ---------------------------------------------------------------------

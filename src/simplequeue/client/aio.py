@@ -5,20 +5,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 import httpx
 
 from simplequeue.client import worker
-from simplequeue.client.base import BaseClient, Call, Order, Page, States
+from simplequeue.client.base import (
+    Action,
+    BaseClient,
+    Call,
+    Order,
+    Page,
+    Queues,
+    States,
+    total,
+)
 from simplequeue.client.batches import Batches, BatchResult
 from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
-from simplequeue.models import CompletionStatus, Health, Job, Stats
+from simplequeue.models import Changed, CompletionStatus, Health, Job, JobState, Stats
 
 __all__ = ["AsyncClient"]
 
@@ -69,8 +87,24 @@ class AsyncClient(BaseClient):
         data: dict[str, Any] | None = None,
         *,
         max_attempts: int | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
     ) -> Job:
-        return await self._send(self._submit_call(job_id, description, data, max_attempts))
+        """Queue a job once (see docs/sdk.md): ``queue``, ``priority`` and when it falls due
+        (``run_at``, timezone-aware, or ``delay`` from now) are sent only when given."""
+        call = self._submit_call(
+            job_id,
+            description,
+            data,
+            max_attempts=max_attempts,
+            queue=queue,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+        )
+        return await self._send(call)
 
     async def submit_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
         """Submit every job (each a dict of `submit`'s parameters) in as few requests as the
@@ -78,17 +112,29 @@ class AsyncClient(BaseClient):
         return await self._send_batches(self._submit_batches(jobs))
 
     @overload
-    async def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None: ...
+    async def next(
+        self, *, wait: float | None = None, lease: int | None = None, queues: Queues = None
+    ) -> Job | None: ...
     @overload
     async def next(
-        self, *, wait: float | None = None, lease: int | None = None, count: int
+        self,
+        *,
+        wait: float | None = None,
+        lease: int | None = None,
+        count: int,
+        queues: Queues = None,
     ) -> list[Job]: ...
     async def next(
-        self, *, wait: float | None = None, lease: int | None = None, count: int | None = None
+        self,
+        *,
+        wait: float | None = None,
+        lease: int | None = None,
+        count: int | None = None,
+        queues: Queues = None,
     ) -> Job | list[Job] | None:
         if count is None:
-            return await self._send(self._next_call(wait, lease))
-        return await self._send(self._claim_call(count, wait, lease))
+            return await self._send(self._next_call(wait, lease, queues))
+        return await self._send(self._claim_call(count, wait, lease, queues))
 
     async def heartbeat(self, job_id: str, lease_id: str, lease_seconds: int | None = None) -> Job:
         return await self._send(self._heartbeat_call(job_id, lease_id, lease_seconds))
@@ -122,8 +168,10 @@ class AsyncClient(BaseClient):
         before: str | None = None,
         order: Order = "asc",
         prefix: str | None = None,
+        queue: Queues = None,
     ) -> list[Job]:
-        return (await self._send(self._list_call(state, limit, after, before, order, prefix))).jobs
+        call = self._list_call(state, limit, after, before, order, prefix, queue)
+        return (await self._send(call)).jobs
 
     async def iter_jobs(
         self,
@@ -134,14 +182,70 @@ class AsyncClient(BaseClient):
         before: str | None = None,
         order: Order = "asc",
         prefix: str | None = None,
+        queue: Queues = None,
     ) -> AsyncIterator[Job]:
         """Every matching job in ``order``, fetching one page at a time as needed."""
-        call: Call[Page] | None = self._list_call(state, page_size, after, before, order, prefix)
+        call: Call[Page] | None = self._list_call(
+            state, page_size, after, before, order, prefix, queue
+        )
         while call is not None:
             page = await self._send(call)
             for job in page.jobs:
                 yield job
             call = page.next
+
+    # A str is a Sequence[str] too: the first overload, the narrower, is the one it takes.
+    @overload
+    async def cancel(self, job_id: str, /) -> Job: ...  # type: ignore[overload-overlap]
+    @overload
+    async def cancel(self, job_ids: Sequence[str], /) -> Changed: ...
+    @overload
+    async def cancel(
+        self,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Changed: ...
+    async def cancel(
+        self,
+        jobs: str | Sequence[str] | None = None,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Job | Changed:
+        """Fail jobs that are submitted or running, with the error ``cancelled``: one (the job
+        as it is now), many ids, or every job matching the filter (how many matched and
+        changed). See docs/sdk.md, "Cancel and retry"."""
+        return await self._act("cancel", jobs, state, queue, prefix)
+
+    @overload
+    async def retry(self, job_id: str, /) -> Job: ...  # type: ignore[overload-overlap]
+    @overload
+    async def retry(self, job_ids: Sequence[str], /) -> Changed: ...
+    @overload
+    async def retry(
+        self,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Changed: ...
+    async def retry(
+        self,
+        jobs: str | Sequence[str] | None = None,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Job | Changed:
+        """Queue failed jobs again, due now, keeping their attempts and errors; as `cancel`."""
+        return await self._act("retry", jobs, state, queue, prefix)
 
     async def stats(self) -> Stats:
         return await self._send(self._stats_call())
@@ -158,13 +262,19 @@ class AsyncClient(BaseClient):
         lease: int | None = None,
         wait: float = WORK_WAIT,
         stop: asyncio.Event | None = None,
+        queues: Queues = None,
+        on_lost: Callable[[Job], object] | None = None,
     ) -> None:
-        """Await ``handler(job)`` on every job the queue hands out, ``concurrency`` at a time
-        (in tasks), holding up to ``prefetch`` more, until ``stop`` is set or SIGINT/SIGTERM
-        arrives; then run and complete the jobs held and return. See docs/sdk.md, "Workers",
-        for what is sent when.
+        """Await ``handler(job)`` on every job the queue hands out (from ``queues`` only, if
+        given), ``concurrency`` at a time (each in a task of its own), holding up to
+        ``prefetch`` more, until ``stop`` is set or SIGINT/SIGTERM arrives; then run and
+        complete the jobs held and return. A handler whose job is lost meanwhile (cancelled, or
+        its lease taken back) is cancelled, and ``on_lost(job)`` called. See docs/sdk.md,
+        "Workers", for what is sent when.
         """
-        ledger = Ledger(WorkPlan(concurrency, lease, wait, prefetch))
+        ledger = Ledger(
+            WorkPlan(concurrency, lease, wait, prefetch, worker.queue_names(queues), on_lost)
+        )
         stop = stop or asyncio.Event()
         wakes = _Wakes()
         raised: list[BaseException] = []
@@ -220,7 +330,9 @@ class AsyncClient(BaseClient):
                     return
                 count, wait = ledger.ask()
                 try:
-                    jobs = await self.next(count=count, wait=wait, lease=plan.lease)
+                    jobs = await self.next(
+                        count=count, wait=wait, lease=plan.lease, queues=plan.queues
+                    )
                 except SimpleQueueError as exc:
                     failures += 1
                     await _until(stop, plan.pause_after(exc, failures))
@@ -244,14 +356,24 @@ class AsyncClient(BaseClient):
                 held = ledger.start()
                 if held is None:
                     return
+                # In a task of its own, so that it alone can be cancelled if its job is lost.
+                running = wakes.handlers[held] = asyncio.ensure_future(handler(held.job))
                 try:
-                    outcome = worker.outcome_of_result(await handler(held.job))
+                    outcome = worker.outcome_of_result(await running)
                 except Exception as exc:
                     outcome = worker.outcome_of_error(held.job, exc)
+                except asyncio.CancelledError:
+                    ledger.dropped(held)
+                    wakes.room.set()
+                    if _cancelled_here(running) and held not in ledger.held:
+                        continue  # its job was lost (`_renew`): nothing to record
+                    raise
                 except BaseException:
                     ledger.dropped(held)
                     wakes.room.set()
                     raise
+                finally:
+                    del wakes.handlers[held]
                 ledger.finished(held, outcome)
                 wakes.room.set()
                 wakes.outbox.set()
@@ -313,13 +435,30 @@ class AsyncClient(BaseClient):
             await self._send(self._renew_call(held.job), within=ledger.renewal_time(held, sent_at))
             renewed = sent_at
         except GONE as exc:
-            ledger.lost(held, exc)
+            if ledger.lost(held, exc):
+                if (running := wakes.handlers.get(held)) is not None:
+                    running.cancel()
+                if ledger.plan.on_lost is not None:
+                    ledger.plan.on_lost(held.job)
             wakes.room.set()
         except SimpleQueueError as exc:
             worker.heartbeat_failed(held.job, exc)
         finally:
             ledger.renewal_ended(held, renewed)
             wakes.beats.set()
+
+    async def _act(
+        self,
+        action: Action,
+        jobs: str | Sequence[str] | None,
+        state: JobState | str | None,
+        queue: str | None,
+        prefix: str | None,
+    ) -> Job | Changed:
+        calls = self._action_calls(action, jobs, state, queue, prefix)
+        if isinstance(calls, Call):
+            return await self._send(calls)
+        return total([await self._send(call) for call in calls])
 
     async def _send_batches(self, batches: Batches) -> list[BatchResult]:
         while (call := batches.next_call()) is not None:
@@ -341,6 +480,13 @@ class AsyncClient(BaseClient):
             if delay is None:
                 return attempts.settle(outcome)
             await self._sleep(delay)
+
+
+def _cancelled_here(running: asyncio.Future[Any]) -> bool:
+    """Whether the handler's task ``running`` was cancelled while the slot awaiting it was not
+    (a slot cancelled with the whole ``work`` cancels the handler it awaits, too)."""
+    slot = asyncio.current_task()
+    return running.cancelled() and (slot is None or slot.cancelling() == 0)
 
 
 async def _until(stop: asyncio.Event, seconds: float | None) -> None:
@@ -369,3 +515,5 @@ class _Wakes:
     """The sender: an outcome to send, or no more will come."""
     beats: asyncio.Event = field(default_factory=asyncio.Event)
     """The heartbeat loop: new jobs to renew, or every outcome is sent."""
+    handlers: dict[Held, asyncio.Future[Any]] = field(default_factory=dict)
+    """The task running each job's handler: cancelled when a heartbeat finds the job lost."""

@@ -12,7 +12,8 @@ import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, get_args
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import httpx
 import msgspec
@@ -23,6 +24,9 @@ from simplequeue.client.wire import (
     complete_body,
     encode,
     error,
+    operation_body,
+    queue_name,
+    read_changed,
     read_claims,
     read_health,
     read_job,
@@ -37,8 +41,11 @@ from simplequeue.client.wire import (
 from simplequeue.client.worker import Outcome
 from simplequeue.errors import ConnectionFailed, InvalidRequest, ServerError
 from simplequeue.models import (
+    MAX_BATCH,
     MAX_CLAIM_COUNT,
+    MAX_QUEUES_NAMED,
     STORE_TIMEOUT,
+    Changed,
     CompletionStatus,
     Health,
     HeartbeatRequest,
@@ -49,7 +56,19 @@ from simplequeue.models import (
     job_path,
 )
 
-__all__ = ["DEFAULT_URL", "URL_ENV", "Attempts", "BaseClient", "Call", "Order", "Page"]
+__all__ = [
+    "DEFAULT_URL",
+    "URL_ENV",
+    "Action",
+    "Attempts",
+    "BaseClient",
+    "Call",
+    "Order",
+    "Page",
+    "Queues",
+    "States",
+    "total",
+]
 
 T = TypeVar("T")
 
@@ -74,6 +93,10 @@ MAX_BACKOFF = 5.0
 
 
 States = JobState | str | Iterable[JobState | str] | None
+Queues = str | Iterable[str] | None
+"""One queue name or many, as ``state`` takes one state or many; ``None``: every queue."""
+Action = Literal["cancel", "retry"]
+"""An operator's action on jobs (CONTRACT §9): its route is ``POST /jobs/<action>``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +140,23 @@ class BaseClient:
         job_id: str,
         description: str | None,
         data: dict[str, Any] | None,
+        *,
         max_attempts: int | None,
+        queue: str | None,
+        priority: int | None,
+        run_at: datetime | None,
+        delay: float | timedelta | None,
     ) -> Call[Job]:
-        body = submit_body(job_id, description, data, max_attempts=max_attempts)
+        body = submit_body(
+            job_id,
+            description,
+            data,
+            max_attempts=max_attempts,
+            queue=queue,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+        )
         return Call("POST", "/jobs/submit", read_job, body=body)
 
     def _submit_batches(self, jobs: Iterable[Mapping[str, Any]]) -> Batches:
@@ -128,28 +165,30 @@ class BaseClient:
         items = [item_body(submit_body, item, n) for n, item in enumerate(jobs)]
         return Batches("/jobs/submit", items, [True] * len(items))
 
-    def _next_call(self, wait: float | None, lease: int | None) -> Call[Job | None]:
+    def _next_call(self, wait: float | None, lease: int | None, queues: Queues) -> Call[Job | None]:
         # Safe to send again: if an answer is lost after the server handed a job out, that job
         # is held under a lease nobody knows, and comes back when the lease ends. But once sent,
         # the answer is awaited for as long as the server may take to make the claim, and the
         # long-poll's wait on top: giving up sooner would leave the claimed job idle until then.
-        params = _claim_params(wait, lease)
+        params = _claim_params(wait, lease, queues)
         return Call("GET", "/jobs/next", read_next, params=params, least_read=_claim_wait(wait))
 
-    def _claim_call(self, count: int, wait: float | None, lease: int | None) -> Call[list[Job]]:
+    def _claim_call(
+        self, count: int, wait: float | None, lease: int | None, queues: Queues
+    ) -> Call[list[Job]]:
         """``next(count=N)``: up to N jobs, each under a lease of its own; as `_next_call`."""
         if isinstance(count, bool) or not isinstance(count, int):
             raise InvalidRequest(f"`count` must be a whole number, not {count!r}")
         if not 1 <= count <= MAX_CLAIM_COUNT:
             raise InvalidRequest(f"`count` must be 1 to {MAX_CLAIM_COUNT}, not {count}")
-        params = (("count", str(count)), *_claim_params(wait, lease))
+        params = (("count", str(count)), *_claim_params(wait, lease, queues))
         return Call("GET", "/jobs/next", read_claims, params=params, least_read=_claim_wait(wait))
 
     def _heartbeat_call(self, job_id: str, lease_id: str, lease_seconds: int | None) -> Call[Job]:
         # Renewing a lease twice is renewing it: safe to send again.
         body = encode(
             lambda: HeartbeatRequest(job_id=job_id, lease_id=lease_id, lease_seconds=lease_seconds),
-            omit_if_none=("leaseSeconds",),
+            omit=() if lease_seconds is not None else ("leaseSeconds",),
         )
         return Call("POST", "/jobs/heartbeat", read_job, body=body)
 
@@ -205,8 +244,10 @@ class BaseClient:
         before: str | None,
         order: Order,
         prefix: str | None,
+        queue: Queues,
     ) -> Call[Page]:
         params = [("state", str(s)) for s in _states(state)]
+        params += [("queue", name) for name in _queues(queue)]
         params.append(("limit", str(limit)))
         # `asc` is the server's default, so it is left out, as the server's own links do.
         optional = {"after": after, "before": before, "order": _order(order), "prefix": prefix}
@@ -215,6 +256,45 @@ class BaseClient:
 
     def _page_call(self, params: tuple[tuple[str, str], ...]) -> Call[Page]:
         return Call("GET", "/jobs", self._read_page, params=params)
+
+    def _action_calls(
+        self,
+        action: Action,
+        jobs: str | Sequence[str] | None,
+        state: JobState | str | None,
+        queue: str | None,
+        prefix: str | None,
+    ) -> Call[Job] | list[Call[Changed]]:
+        """``cancel`` or ``retry``: of one job (answered with it), of many (in requests of up to
+        `MAX_BATCH` ids, whose counts `total` adds up), or of every job a filter matches (one
+        request: the server works through them in chunks). Every body is built, and so checked,
+        before the first request."""
+        filtered = state is not None or queue is not None or prefix is not None
+        if jobs is not None and filtered:
+            raise ValueError(f"{action} takes job ids or a filter (state, queue, prefix), not both")
+        if jobs is None and not filtered:
+            # Not "every job": a variable that happens to be None must not cancel them all.
+            raise ValueError(
+                f"name the jobs to {action}: a job id, a list of ids, or a filter "
+                "(state=, queue=, prefix=)"
+            )
+        # A cancel sent again finds the job cancelled already, changing nothing more (its
+        # answer may then be a 409, or lower counts); a retry sent again could retry a job that
+        # ran and failed again meanwhile: not resent.
+        idempotent = action == "cancel"
+        path = f"/jobs/{action}"
+        if isinstance(jobs, str):
+            body = operation_body(jobs)
+            return Call("POST", path, read_job, body=body, idempotent=idempotent)
+        if jobs is None:
+            bodies = [operation_body(state=state, queue=queue, prefix=prefix)]
+        else:
+            ids = list(jobs)
+            chunks = [ids[n : n + MAX_BATCH] for n in range(0, len(ids), MAX_BATCH)]
+            bodies = [operation_body(job_ids=chunk) for chunk in chunks]
+        return [
+            Call("POST", path, read_changed, body=body, idempotent=idempotent) for body in bodies
+        ]
 
     def _stats_call(self) -> Call[Stats]:
         return Call("GET", "/stats", read_stats)
@@ -378,9 +458,12 @@ def _base_url(url: str | None, http_base_url: httpx.URL | None) -> str:
     return chosen.rstrip("/")
 
 
-def _claim_params(wait: float | None, lease: int | None) -> tuple[tuple[str, str], ...]:
+def _claim_params(
+    wait: float | None, lease: int | None, queues: Queues
+) -> tuple[tuple[str, str], ...]:
     params = [(key, seconds(value)) for key, value in (("wait", wait), ("lease", lease))]
-    return tuple((key, value) for key, value in params if value is not None)
+    named = [("queue", name) for name in _queues(queues)]
+    return tuple((key, value) for key, value in params if value is not None) + tuple(named)
 
 
 def _claim_wait(wait: float | None) -> float:
@@ -391,6 +474,22 @@ def _order(order: Order) -> str | None:
     if order not in get_args(Order):
         raise InvalidRequest(f"`order` must be 'asc' or 'desc', not {str(order)!r}")
     return None if order == "asc" else order
+
+
+def _queues(queues: Queues) -> list[str]:
+    names = [] if queues is None else [queues] if isinstance(queues, str) else list(queues)
+    if len(names) > MAX_QUEUES_NAMED:
+        raise InvalidRequest(f"name at most {MAX_QUEUES_NAMED} queues, not {len(names)}")
+    return [queue_name(name) for name in names]
+
+
+def total(changes: Iterable[Changed]) -> Changed:
+    """The counts of a cancel or retry sent in several requests, added up."""
+    matched = changed = 0
+    for change in changes:
+        matched += change.matched
+        changed += change.changed
+    return Changed(matched=matched, changed=changed)
 
 
 def _states(state: States) -> list[JobState | str]:

@@ -215,13 +215,15 @@ class Ledger:
     def _renewable(self) -> Iterable[Held]:
         return (h for h in self.held if not h.sending and not h.renewing)
 
-    def lost(self, held: Held, exc: SimpleQueueError) -> None:
-        """A heartbeat of ``held`` found its lease gone: drop it, whether it waits, runs (its
-        outcome will not be sent) or waits in the outbox."""
+    def lost(self, held: Held, exc: SimpleQueueError) -> bool:
+        """A heartbeat of ``held`` found its lease gone (it was cancelled, or taken back): drop
+        it, whether it waits, runs (its outcome will not be sent) or waits in the outbox.
+        Returns whether it was dropped (a handler still running it may be stopped)."""
         if held not in self.held or held.sending:
-            return  # completed meanwhile: its own completion ended the lease
+            return False  # completed meanwhile: its own completion ended the lease
         lost(held.job, exc)
         self.held.discard(held)
         if held in self.ready:
             self.ready.remove(held)
         self.outbox = [(h, o) for h, o in self.outbox if h is not held]
+        return True

@@ -4,20 +4,30 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 import httpx
 
 from simplequeue.client import worker
-from simplequeue.client.base import BaseClient, Call, Order, Page, States
+from simplequeue.client.base import (
+    Action,
+    BaseClient,
+    Call,
+    Order,
+    Page,
+    Queues,
+    States,
+    total,
+)
 from simplequeue.client.batches import Batches, BatchResult
 from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
-from simplequeue.models import CompletionStatus, Health, Job, Stats
+from simplequeue.models import Changed, CompletionStatus, Health, Job, JobState, Stats
 
 __all__ = ["Client"]
 
@@ -90,8 +100,24 @@ class Client(BaseClient):
         data: dict[str, Any] | None = None,
         *,
         max_attempts: int | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
     ) -> Job:
-        return self._send(self._submit_call(job_id, description, data, max_attempts))
+        """Queue a job once (see docs/sdk.md): ``queue``, ``priority`` and when it falls due
+        (``run_at``, timezone-aware, or ``delay`` from now) are sent only when given."""
+        call = self._submit_call(
+            job_id,
+            description,
+            data,
+            max_attempts=max_attempts,
+            queue=queue,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+        )
+        return self._send(call)
 
     def submit_many(self, jobs: Iterable[Mapping[str, Any]]) -> list[BatchResult]:
         """Submit every job (each a dict of `submit`'s parameters) in as few requests as the
@@ -99,17 +125,29 @@ class Client(BaseClient):
         return self._send_batches(self._submit_batches(jobs))
 
     @overload
-    def next(self, *, wait: float | None = None, lease: int | None = None) -> Job | None: ...
+    def next(
+        self, *, wait: float | None = None, lease: int | None = None, queues: Queues = None
+    ) -> Job | None: ...
     @overload
     def next(
-        self, *, wait: float | None = None, lease: int | None = None, count: int
+        self,
+        *,
+        wait: float | None = None,
+        lease: int | None = None,
+        count: int,
+        queues: Queues = None,
     ) -> list[Job]: ...
     def next(
-        self, *, wait: float | None = None, lease: int | None = None, count: int | None = None
+        self,
+        *,
+        wait: float | None = None,
+        lease: int | None = None,
+        count: int | None = None,
+        queues: Queues = None,
     ) -> Job | list[Job] | None:
         if count is None:
-            return self._send(self._next_call(wait, lease))
-        return self._send(self._claim_call(count, wait, lease))
+            return self._send(self._next_call(wait, lease, queues))
+        return self._send(self._claim_call(count, wait, lease, queues))
 
     def heartbeat(self, job_id: str, lease_id: str, lease_seconds: int | None = None) -> Job:
         return self._send(self._heartbeat_call(job_id, lease_id, lease_seconds))
@@ -143,8 +181,10 @@ class Client(BaseClient):
         before: str | None = None,
         order: Order = "asc",
         prefix: str | None = None,
+        queue: Queues = None,
     ) -> list[Job]:
-        return self._send(self._list_call(state, limit, after, before, order, prefix)).jobs
+        call = self._list_call(state, limit, after, before, order, prefix, queue)
+        return self._send(call).jobs
 
     def iter_jobs(
         self,
@@ -155,13 +195,69 @@ class Client(BaseClient):
         before: str | None = None,
         order: Order = "asc",
         prefix: str | None = None,
+        queue: Queues = None,
     ) -> Iterator[Job]:
         """Every matching job in ``order``, fetching one page at a time as needed."""
-        call: Call[Page] | None = self._list_call(state, page_size, after, before, order, prefix)
+        call: Call[Page] | None = self._list_call(
+            state, page_size, after, before, order, prefix, queue
+        )
         while call is not None:
             page = self._send(call)
             yield from page.jobs
             call = page.next
+
+    # A str is a Sequence[str] too: the first overload, the narrower, is the one it takes.
+    @overload
+    def cancel(self, job_id: str, /) -> Job: ...  # type: ignore[overload-overlap]
+    @overload
+    def cancel(self, job_ids: Sequence[str], /) -> Changed: ...
+    @overload
+    def cancel(
+        self,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Changed: ...
+    def cancel(
+        self,
+        jobs: str | Sequence[str] | None = None,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Job | Changed:
+        """Fail jobs that are submitted or running, with the error ``cancelled``: one (the job
+        as it is now), many ids, or every job matching the filter (how many matched and
+        changed). See docs/sdk.md, "Cancel and retry"."""
+        return self._act("cancel", jobs, state, queue, prefix)
+
+    @overload
+    def retry(self, job_id: str, /) -> Job: ...  # type: ignore[overload-overlap]
+    @overload
+    def retry(self, job_ids: Sequence[str], /) -> Changed: ...
+    @overload
+    def retry(
+        self,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Changed: ...
+    def retry(
+        self,
+        jobs: str | Sequence[str] | None = None,
+        /,
+        *,
+        state: JobState | str | None = None,
+        queue: str | None = None,
+        prefix: str | None = None,
+    ) -> Job | Changed:
+        """Queue failed jobs again, due now, keeping their attempts and errors; as `cancel`."""
+        return self._act("retry", jobs, state, queue, prefix)
 
     def stats(self) -> Stats:
         return self._send(self._stats_call())
@@ -178,13 +274,19 @@ class Client(BaseClient):
         lease: int | None = None,
         wait: float = WORK_WAIT,
         stop: threading.Event | None = None,
+        queues: Queues = None,
+        on_lost: Callable[[Job], object] | None = None,
     ) -> None:
-        """Run ``handler(job)`` on every job the queue hands out, ``concurrency`` at a time (in
-        threads), holding up to ``prefetch`` more, until ``stop`` is set or SIGINT/SIGTERM
-        arrives; then run and complete the jobs held and return. See docs/sdk.md, "Workers",
-        for what is sent when.
+        """Run ``handler(job)`` on every job the queue hands out (from ``queues`` only, if
+        given), ``concurrency`` at a time (in threads), holding up to ``prefetch`` more, until
+        ``stop`` is set or SIGINT/SIGTERM arrives; then run and complete the jobs held and
+        return. A job lost meanwhile (cancelled, or its lease taken back) is not completed, but
+        a thread cannot be stopped: its handler runs to its end, and ``on_lost(job)`` is called
+        so that it can be told to stop. See docs/sdk.md, "Workers".
         """
-        ledger = Ledger(WorkPlan(concurrency, lease, wait, prefetch))
+        ledger = Ledger(
+            WorkPlan(concurrency, lease, wait, prefetch, worker.queue_names(queues), on_lost)
+        )
         stop = stop or threading.Event()
         wakes = _Wakes()
         raised: list[BaseException] = []
@@ -248,7 +350,7 @@ class Client(BaseClient):
                 if stop.is_set():
                     return
                 try:
-                    jobs = self.next(count=count, wait=wait, lease=plan.lease)
+                    jobs = self.next(count=count, wait=wait, lease=plan.lease, queues=plan.queues)
                 except SimpleQueueError as exc:
                     failures += 1
                     stop.wait(plan.pause_after(exc, failures))
@@ -341,14 +443,29 @@ class Client(BaseClient):
             renewed = sent_at
         except GONE as exc:
             with wakes.lock:
-                ledger.lost(held, exc)
+                dropped = ledger.lost(held, exc)
                 wakes.room.notify()
+            if dropped and ledger.plan.on_lost is not None:
+                ledger.plan.on_lost(held.job)  # outside the lock: it is the caller's code
         except SimpleQueueError as exc:
             worker.heartbeat_failed(held.job, exc)
         finally:
             with wakes.lock:
                 ledger.renewal_ended(held, renewed)
                 wakes.beats.notify()
+
+    def _act(
+        self,
+        action: Action,
+        jobs: str | Sequence[str] | None,
+        state: JobState | str | None,
+        queue: str | None,
+        prefix: str | None,
+    ) -> Job | Changed:
+        calls = self._action_calls(action, jobs, state, queue, prefix)
+        if isinstance(calls, Call):
+            return self._send(calls)
+        return total(self._send(call) for call in calls)
 
     def _send_batches(self, batches: Batches) -> list[BatchResult]:
         while (call := batches.next_call()) is not None:

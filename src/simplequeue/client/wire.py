@@ -4,8 +4,9 @@ requests, the answers read into models, and an answer's error (the status -> cla
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -22,13 +23,18 @@ from simplequeue.errors import (
     Unavailable,
 )
 from simplequeue.models import (
+    Changed,
     CompleteRequest,
     CompletionStatus,
     Health,
     Job,
+    JobFilter,
+    JobState,
+    OperationRequest,
     Problem,
     Stats,
     SubmitRequest,
+    check_queue_name,
 )
 
 __all__ = [
@@ -38,6 +44,9 @@ __all__ = [
     "encode",
     "error",
     "error_of",
+    "operation_body",
+    "queue_name",
+    "read_changed",
     "read_claims",
     "read_health",
     "read_job",
@@ -55,8 +64,10 @@ T = TypeVar("T")
 _job = msgspec.json.Decoder(Job)
 _jobs = msgspec.json.Decoder(list[Job])
 _stats = msgspec.json.Decoder(Stats)
+_changed = msgspec.json.Decoder(Changed)
 _health = msgspec.json.Decoder(Health)
 _problem = msgspec.json.Decoder(Problem)
+_SUBMIT_FIELDS = {field.name: field.encode_name for field in msgspec.structs.fields(SubmitRequest)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +85,19 @@ class Call(Generic[T]):
     (a claim's: see `base.CLAIM_WAIT`)."""
 
 
-def encode(build: Callable[[], msgspec.Struct], omit_if_none: tuple[str, ...] = ()) -> bytes:
+def encode(build: Callable[[], msgspec.Struct], omit: Collection[str] = ()) -> bytes:
+    """The request ``build`` makes, as JSON, without the fields named in ``omit``: those the
+    caller did not give, so that the server's defaults apply (and a server from before them,
+    which refuses unknown fields, still takes the request)."""
     # The request models refuse a reserved job id, or a field that goes with the other status,
     # when built; that is the API's 400, found early. So is a value JSON cannot carry.
     try:
         request = build()
-        if not omit_if_none:
+        if not omit:
             return msgspec.json.encode(request)
         fields = msgspec.to_builtins(request)
-        for name in omit_if_none:
-            if fields.get(name) is None:
-                fields.pop(name, None)
+        for name in omit:
+            fields.pop(name, None)
         return msgspec.json.encode(fields)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidRequest(str(exc)) from None
@@ -100,16 +113,30 @@ def submit_body(
     data: dict[str, Any] | None = None,
     *,
     max_attempts: int | None = None,
+    queue: str | None = None,
+    priority: int | None = None,
+    run_at: datetime | None = None,
+    delay: float | timedelta | None = None,
 ) -> bytes:
     """The body of one submit. Its parameters are `submit()`'s (a test holds them equal): they
-    are the keys `submit_many` takes."""
+    are the keys `submit_many` takes. A ``run_at`` without a time zone, or both ``run_at`` and
+    ``delay``, is a `ValueError`: a mistake in the call, not content the server could judge."""
+    if run_at is not None and run_at.utcoffset() is None:
+        raise ValueError("`run_at` must be timezone-aware (such as datetime.now(UTC))")
+    if run_at is not None and delay is not None:
+        raise ValueError("give `run_at` or `delay`, not both")
+    delay_seconds = delay.total_seconds() if isinstance(delay, timedelta) else delay
+    given = {
+        "max_attempts": max_attempts,
+        "queue": queue,
+        "priority": priority,
+        "run_at": run_at,
+        "delay_seconds": delay_seconds,
+    }
+    fields: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     return encode(
-        lambda: SubmitRequest(
-            job_id=job_id, description=description, data=data, max_attempts=max_attempts
-        ),
-        # Left out when not given, so that the server's default applies (and a server from
-        # before maxAttempts, which refuses unknown fields, still takes the submit).
-        omit_if_none=("maxAttempts",),
+        lambda: SubmitRequest(job_id=job_id, description=description, data=data, **fields),
+        omit=[_SUBMIT_FIELDS[name] for name, value in given.items() if value is None],
     )
 
 
@@ -133,6 +160,46 @@ def complete_body(
             retry=retry,
         )
     )
+
+
+def operation_body(
+    job_id: str | None = None,
+    job_ids: list[str] | None = None,
+    *,
+    state: JobState | str | None = None,
+    queue: str | None = None,
+    prefix: str | None = None,
+) -> bytes:
+    """The body of a cancel or retry: of one job, of the jobs named (up to `MAX_BATCH`), or
+    else of every job the filter matches (only the filter's fields given are sent)."""
+    if job_id is not None or job_ids is not None:
+        return encode(lambda: OperationRequest(job_id=job_id, job_ids=job_ids))
+    try:
+        name = None if queue is None else queue_name(queue)
+        which = JobFilter(state=_job_state(state), queue=name, prefix=prefix)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    fields = {key: value for key, value in msgspec.to_builtins(which).items() if value is not None}
+    return msgspec.json.encode({"filter": fields})
+
+
+def _job_state(state: JobState | str | None) -> JobState | None:
+    if state is None:
+        return None
+    try:
+        return JobState(state)
+    except ValueError:
+        states = ", ".join(repr(s.value) for s in JobState)
+        raise InvalidRequest(f"`state` must be one of {states}, not {str(state)!r}") from None
+
+
+def queue_name(name: str) -> str:
+    """``name`` if it is a queue name; else the 400 the server would answer, found early."""
+    try:
+        check_queue_name(name)
+    except ValueError as exc:
+        raise InvalidRequest(f"{exc}, not {name!r}") from None
+    return name
 
 
 def resendable(lease_id: str | None, retry: bool) -> bool:
@@ -176,6 +243,10 @@ def read_health(response: httpx.Response) -> Health:
 
 def read_next(response: httpx.Response) -> Job | None:
     return None if response.status_code == 204 else _job.decode(response.content)
+
+
+def read_changed(response: httpx.Response) -> Changed:
+    return _changed.decode(response.content)
 
 
 def read_claims(response: httpx.Response) -> list[Job]:

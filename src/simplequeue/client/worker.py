@@ -14,7 +14,7 @@ import random
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -24,6 +24,7 @@ import msgspec
 
 from simplequeue.errors import (
     InvalidRequest,
+    JobGone,
     JobNotFound,
     LeaseLost,
     PayloadTooLarge,
@@ -34,9 +35,11 @@ from simplequeue.inert import inert, one_line
 from simplequeue.models import (
     MAX_ERROR_LENGTH,
     MAX_LEASE_SECONDS,
+    MAX_QUEUES_NAMED,
     MAX_WAIT_SECONDS,
     CompletionStatus,
     Job,
+    check_queue_name,
 )
 
 __all__ = [
@@ -53,6 +56,7 @@ __all__ = [
     "not_completed",
     "outcome_of_error",
     "outcome_of_result",
+    "queue_names",
     "refused_result",
     "stop_on_signals",
 ]
@@ -88,10 +92,12 @@ than this many due at once wait for one to end."""
 MAX_OUTAGE_PAUSE = 30.0
 """The longest a worker waits before polling again a server it could not reach."""
 
-GONE = (LeaseLost, JobNotFound)
+GONE = (LeaseLost, JobNotFound, JobGone)
 """A heartbeat or complete answered with one of these: the job is no longer this worker's (its
 lease ended and it was taken back, it was cancelled, or it was deleted). The worker stops
-heartbeating it and records no outcome; whoever holds it now will."""
+heartbeating it and records no outcome; whoever holds it now will. Its handler, if running, is
+cancelled by `AsyncClient.work`; a thread cannot be stopped, so under `Client.work` it runs to
+its end, and what it returns is dropped."""
 
 _TRUNCATED = " [...]"
 
@@ -200,6 +206,13 @@ class WorkPlan:
     lease: int | None
     wait: float
     prefetch: int = PREFETCH
+    queues: tuple[str, ...] = ()
+    """Take jobs only from these queues (none: from every queue)."""
+    on_lost: Callable[[Job], object] | None = None
+    """Called with each job dropped because a heartbeat found it lost (cancelled, or its lease
+    taken back), whether it waits or runs: how a handler that cannot be cancelled (a thread, a
+    process) learns to stop. It runs in the heartbeat's thread or task; what it raises stops
+    the worker."""
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -210,6 +223,10 @@ class WorkPlan:
             raise ValueError(f"lease must be 1 to {MAX_LEASE_SECONDS} seconds, or None")
         if not 0 <= self.wait <= MAX_WAIT_SECONDS:
             raise ValueError(f"wait must be 0 to {MAX_WAIT_SECONDS} seconds")
+        if len(self.queues) > MAX_QUEUES_NAMED:
+            raise ValueError(f"queues must name at most {MAX_QUEUES_NAMED} queues")
+        for name in self.queues:
+            check_queue_name(name, "queues")
 
     def lease_length(self, job: Job) -> float | None:
         """Seconds each lease on ``job`` lasts (``None``: it has none, or it does not say).
@@ -256,6 +273,13 @@ class WorkPlan:
         return pause
 
 
+def queue_names(queues: str | Iterable[str] | None) -> tuple[str, ...]:
+    """``work``'s ``queues``, one name or many, as `WorkPlan` holds them."""
+    if queues is None:
+        return ()
+    return (queues,) if isinstance(queues, str) else tuple(queues)
+
+
 def describe(job: Job) -> str:
     """The job's id as a log may show it: inert, since whoever submitted it chose it."""
     return f"'{one_line(job.job_id)}'"
@@ -282,8 +306,8 @@ def stop_on_signals(stop: Callable[[], object]) -> Iterator[None]:
 
     def handle(number: int, frame: FrameType | None) -> None:
         restore()
+        stop()  # before saying so: whoever reads the log may count on it
         logger.info("%s: taking no more jobs; finishing those in hand", signal.Signals(number).name)
-        stop()
 
     for number in signals:
         signal.signal(number, handle)
