@@ -176,7 +176,9 @@ def test_stats(sq: Run, client: Client) -> None:
     client.submit("b")
     client.next()
     counts = json.loads(sq("stats", "--json").stdout)
+    queues = counts.pop("queues")
     assert counts == {"submitted": 1, "running": 1, "succeeded": 0, "failed": 0, "total": 2}
+    assert list(queues) == ["default"]
     human = sq("stats").stdout.split()
     assert human[human.index("running") + 1] == "1"
     assert human[human.index("total") + 1] == "2"
@@ -198,7 +200,20 @@ def test_a_url_that_is_not_http_is_a_usage_error() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["submit", "next", "heartbeat", "complete", "get", "list", "stats", "watch", "work", "serve"],
+    [
+        "submit",
+        "next",
+        "heartbeat",
+        "complete",
+        "get",
+        "list",
+        "stats",
+        "cancel",
+        "retry",
+        "watch",
+        "work",
+        "serve",
+    ],
 )
 def test_every_command_has_help_with_an_example(sq: Run, command: str) -> None:
     result = sq(command, "--help")

@@ -53,6 +53,15 @@ def test_a_worker_loop_in_the_shell(server: ServerProcess) -> None:
     assert loop.returncode == 3, loop.stderr
     assert loop.stderr.strip() == "sq: the queue is empty"
     stats = json.loads(sq(server.url, "stats", "--json").stdout)
+    assert stats.pop("queues") == {
+        "default": {
+            "submitted": 0,
+            "running": 0,
+            "succeeded": 3,
+            "failed": 0,
+            "oldestDueAgeSeconds": None,
+        }
+    }
     assert stats == {"submitted": 0, "running": 0, "succeeded": 3, "failed": 0, "total": 3}
     listed = json.loads(sq(server.url, "list", "--json").stdout)
     assert [(j["jobId"], j["state"], j["data"]) for j in listed] == [
@@ -69,6 +78,10 @@ def test_refusals_are_one_line_with_exit_1(server: ServerProcess) -> None:
         "sq: error: job 'x' was already submitted with a different description",
     )
     assert_one_error_line(sq(server.url, "complete", "x", "succeeded"), 1, "sq: error: ")
+    assert_one_error_line(sq(server.url, "cancel", "nope"), 1, "sq: error: no job has jobId")
+    assert_one_error_line(sq(server.url, "retry", "x"), 1, "sq: error: ")  # not failed
+    cancelled = sq(server.url, "cancel", "x", "nope", "--json")
+    assert (cancelled.returncode, json.loads(cancelled.stdout)) == (0, {"matched": 1, "changed": 1})
 
 
 def test_usage_errors_are_one_line_with_exit_2(server: ServerProcess) -> None:
@@ -79,6 +92,11 @@ def test_usage_errors_are_one_line_with_exit_2(server: ServerProcess) -> None:
         (["get"], "sq: error: Missing argument 'ID'"),
         (["submit", "--nope"], "sq: error: No such option: --nope"),
         (["submit", "--data", "[1]"], "sq: error: --data must be a JSON object"),
+        (["submit", "--at", "2030-01-01T00:00"], "sq: error: Invalid value for '--at': "),
+        (["submit", "--delay", "1m", "--at", "2030-01-01T00:00Z"], "sq: error: give --delay"),
+        (["next", "--queue", "a b"], "sq: error: Invalid value for '--queue': 'a b' is not"),
+        (["cancel"], "sq: error: name the jobs to cancel: ids, or --state, --queue, --prefix;"),
+        (["retry", "x", "--all"], "sq: error: give job ids or filters"),
     ]:
         assert_one_error_line(sq(server.url, *args), 2, start)
 

@@ -17,10 +17,11 @@ from simplequeue.cli.render import (
     elapsed,
     job_table,
     jobs_table,
+    queues_table,
     stats_table,
     work_line,
 )
-from simplequeue.models import AttemptError, Job, JobState, Stats
+from simplequeue.models import AttemptError, Job, JobState, QueueStats, Stats
 
 NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
 
@@ -41,6 +42,9 @@ def job(
 ) -> Job:
     created = NOW - timedelta(minutes=minutes_ago)
     defaults: dict[str, Any] = {
+        "queue": "default",
+        "priority": 0,
+        "run_at": created,
         "max_attempts": 3,
         "lease_expires_at": None,
         "result": None,
@@ -85,8 +89,11 @@ def test_a_job_is_a_key_value_table() -> None:
 def test_a_list_is_a_table_in_the_order_given() -> None:
     jobs = [job("b", JobState.RUNNING, 1, "second"), job("a", JobState.FAILED, 2)]
     rows = [line.split() for line in text(jobs_table(jobs, NOW)).splitlines() if line.strip()]
-    assert rows[0] == ["id", "state", "description", "attempts", "age"]
-    assert rows[2:] == [["b", "running", "second", "1/3", "1m"], ["a", "failed", "-", "1/3", "2m"]]
+    assert rows[0] == ["id", "state", "queue", "description", "attempts", "age"]
+    assert rows[2:] == [
+        ["b", "running", "default", "second", "1/3", "1m"],
+        ["a", "failed", "default", "-", "1/3", "2m"],
+    ]
 
 
 def test_stats_table() -> None:
@@ -238,3 +245,80 @@ def test_a_long_detail_keeps_its_end_in_a_work_line() -> None:
     assert line.endswith("x the end")
     assert "…" in line
     assert len(line) < 300
+
+
+# -- queues, priorities, scheduled jobs -------------------------------------------------------
+
+
+def test_a_job_shows_its_queue_priority_and_when_it_is_due() -> None:
+    later = job("s", JobState.SUBMITTED, 1, queue="emails", priority=-5)
+    later.run_at = NOW + timedelta(minutes=5)
+    fields = fields_of(text(job_table(later, NOW)))
+    assert (fields["queue"], fields["priority"]) == ("emails", "-5")
+    assert fields["run at"] == "2026-03-04 12:05:00 UTC (in 5m)"
+    due = fields_of(text(job_table(job("d", JobState.SUBMITTED, 3), NOW)))
+    assert (due["queue"], due["priority"]) == ("default", "0")
+    assert due["run at"] == "2026-03-04 11:57:00 UTC (3m ago)"
+
+
+def body_rows(shown: str) -> list[list[str]]:
+    """A jobs table's rows below its header, split into words."""
+    lines = [line.split() for line in shown.splitlines() if line.strip()]
+    return lines[2:]
+
+
+def test_a_list_shows_priority_and_due_columns_only_when_a_job_needs_them() -> None:
+    plain = [job("a", JobState.SUBMITTED, 1), job("b", JobState.RUNNING, 2, queue="sms")]
+    header = text(jobs_table(plain, NOW)).split()
+    assert "priority" not in header
+    assert "due" not in header
+    waiting = job("w", JobState.SUBMITTED, 1, queue="emails", priority=10)
+    waiting.run_at = NOW + timedelta(hours=2)
+    shown = text(jobs_table([waiting, *plain], NOW))
+    assert shown.split()[:7] == [
+        "id",
+        "state",
+        "queue",
+        "priority",
+        "due",
+        "description",
+        "attempts",
+    ]
+    assert body_rows(shown) == [
+        ["w", "submitted", "emails", "10", "in", "2h", "-", "0/3", "1m"],
+        ["a", "submitted", "default", "-", "0/3", "1m"],
+        ["b", "running", "sms", "-", "1/3", "2m"],
+    ]
+
+
+def test_a_long_id_is_never_cut_with_every_column_shown() -> None:
+    long_id = "invoice-" + "0123456789" * 7
+    waiting = job(long_id, JobState.SUBMITTED, 1, "a description " * 10, priority=3)
+    waiting.run_at = NOW + timedelta(days=2)
+    waiting.queue = "q" * 64
+    shown = text(jobs_table([waiting], NOW), width=80)
+    lines = [line for line in shown.splitlines() if line.strip()][2:]
+    assert "".join(line.split()[0] for line in lines) == long_id
+    assert all(len(line) <= 80 for line in shown.splitlines())
+
+
+def test_the_queues_table_has_a_row_per_queue_with_its_oldest_due_age() -> None:
+    stats = Stats(
+        submitted=3,
+        running=1,
+        succeeded=0,
+        failed=1,
+        total=5,
+        queues={
+            "emails": QueueStats(
+                submitted=3, running=0, succeeded=0, failed=1, oldest_due_age_seconds=3.24
+            ),
+            "sms": QueueStats(
+                submitted=0, running=1, succeeded=0, failed=0, oldest_due_age_seconds=None
+            ),
+        },
+    )
+    rows = body_rows(text(queues_table(stats)))
+    assert rows == [["emails", "3", "0", "0", "1", "3.2s"], ["sms", "0", "1", "0", "0", "-"]]
+    header = text(queues_table(stats)).split()
+    assert header[:7] == ["queue", "submitted", "running", "succeeded", "failed", "oldest", "due"]

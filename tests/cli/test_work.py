@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
 import pytest
 from rich.console import Console
 
@@ -43,6 +45,9 @@ def leased(job_id: str = "job-1", attempts: int = 1) -> Job:
         description="d",
         data={"n": 1},
         state=JobState.RUNNING,
+        queue="default",
+        priority=0,
+        run_at=now,
         created_at=now,
         started_at=now,
         finished_at=None,
@@ -212,6 +217,68 @@ def test_no_command_starts_once_the_running_ones_were_told_to_stop() -> None:
     assert len(lines) == 1, shown.getvalue()
     assert " failed " in lines[0]
     assert lines[0].endswith("· not started: sq work was stopped")
+
+
+def run_in_thread(runner: Worker, job: Job) -> tuple[threading.Thread, list[BaseException]]:
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            runner(job)
+        except CommandFailed as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, raised
+
+
+def test_a_lost_job_has_its_command_stopped_and_only_that_hand_out(tmp_path: Path) -> None:
+    shown = io.StringIO()
+    started = tmp_path / "started"
+    runner = worker(Console(file=shown, width=300), "sh", "-c", f'touch "{started}"; exec sleep 30')
+    job = leased("cancelled-1")
+    thread, raised = run_in_thread(runner, job)
+    wait_until(started.exists)
+    runner.lost(msgspec.structs.replace(job, lease_id="another-lease"))
+    runner.lost(leased("another-job"))
+    thread.join(0.2)
+    assert thread.is_alive()  # neither names this hand-out
+    runner.lost(job)
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [str(exc) for exc in raised] == [
+        "the job was lost; its command was stopped (killed by SIGTERM)"
+    ]
+    log = [line for line in shown.getvalue().splitlines() if "cancelled-1" in line]
+    assert [line.split()[1] for line in log] == ["started", "lost", "stopped"]
+    assert log[1].endswith("· sending SIGTERM to its command (SIGKILL in 5s if it runs on)")
+    assert log[2].endswith("· killed by SIGTERM")
+    assert not runner.stop.is_set()  # the worker goes on taking jobs
+
+
+def test_a_lost_job_whose_command_ignores_sigterm_gets_sigkill(
+    log: Console, tmp_path: Path
+) -> None:
+    started = tmp_path / "started"
+    script = f'trap "" TERM; touch "{started}"; while :; do sleep 0.05; done'
+    runner = Worker(("sh", "-c", script), "http://127.0.0.1:1", log, lost_grace=0.2)
+    job = leased()
+    thread, raised = run_in_thread(runner, job)
+    wait_until(started.exists)
+    runner.lost(job)
+    runner.lost(job)  # reported twice: one SIGTERM, one timer
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [str(exc) for exc in raised] == [
+        "the job was lost; its command was stopped (killed by SIGKILL)"
+    ]
+
+
+def test_a_job_lost_before_its_command_started_stops_nothing(log: Console) -> None:
+    runner = worker(log, "sh", "-c", "cat > /dev/null; echo 1")
+    runner.lost(leased())
+    assert runner(leased()) == 1  # a later hand-out of that job runs as usual
 
 
 # -- the command line, in-process -------------------------------------------------------------
@@ -421,6 +488,41 @@ def test_a_second_ctrl_c_stops_the_command_and_its_job_comes_back_at_once(
     assert [e.error for e in held.errors] == ["CommandFailed: killed by SIGTERM"]
     wait_until(lambda: gone(pid))  # its `sleep` got the SIGTERM too, and may take a moment
     assert "sending SIGTERM to 1 running command(s)" in worker.text()
+
+
+@pytest.mark.slow
+def test_cancelling_a_running_job_stops_its_command_and_the_worker_goes_on(
+    server: ServerProcess, work: Callable[..., WorkProcess], tmp_path: Path
+) -> None:
+    script = tmp_path / "held.sh"
+    script.write_text(HELD_SCRIPT)  # never told to go: it would run for 30 s
+    script.chmod(0o755)
+    pid_file = tmp_path / "held.pid"
+    with Client(server.url) as client:
+        client.submit("held")
+        # A 3 s lease is renewed every second: the heartbeat that finds it gone comes soon.
+        worker = work(server.url, "--lease", "3", "--", str(script))
+        wait_until(lambda: pid_file.exists() and pid_file.read_text().strip() != "")
+        pid = int(pid_file.read_text())
+        cancelled = httpx.post(f"{server.url}/jobs/cancel", json={"jobId": "held"}, timeout=10)
+        assert cancelled.status_code == 200, cancelled.text
+        wait_until(lambda: gone(pid), timeout=20)
+        wait_until(lambda: " stopped " in worker.text())
+        client.submit("next-one")
+        wait_until(lambda: client.get("next-one").state is JobState.RUNNING)
+        assert worker.process.poll() is None  # still taking jobs
+        (tmp_path / "go").touch()
+        wait_until(lambda: client.get("next-one").state is JobState.SUCCEEDED)
+        assert worker.stop() == 0
+        held = client.get("held")
+    assert held.state is JobState.FAILED
+    assert [e.error for e in held.errors] == ["cancelled"]  # nothing recorded after it
+    log = worker.text()
+    assert "job 'held' is no longer this worker's (lease lost: " in log  # the SDK says why
+    assert "lost      held (attempt 1 of 3) · sending SIGTERM to its command" in log
+    assert "stopped   held (attempt 1 of 3) · " in log
+    assert "killed by SIGTERM" in log
+    assert "Traceback" not in log
 
 
 @pytest.mark.slow

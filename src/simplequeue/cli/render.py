@@ -24,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from simplequeue.inert import inert, inert_json, one_line
-from simplequeue.models import Job, JobState, Stats
+from simplequeue.models import Job, JobState, QueueStats, Stats
 
 __all__ = [
     "Snapshot",
@@ -36,6 +36,7 @@ __all__ = [
     "job_table",
     "jobs_table",
     "json_text",
+    "queues_table",
     "safe_text",
     "state_text",
     "stats_table",
@@ -129,6 +130,23 @@ def _moment(at: datetime | None, now: datetime) -> Text:
     return Text(f"{_at(at)} ({age(at, now)} ago)")
 
 
+def _run_at(job: Job, now: datetime) -> Text:
+    """When the job is (or was) due: ahead of ``now`` only while it waits for that moment."""
+    if job.run_at > now:
+        return Text(f"{_at(job.run_at)} (in {age(now, job.run_at)})", style="cyan")
+    return _moment(job.run_at, now)
+
+
+def _waits(job: Job, now: datetime) -> bool:
+    """A submitted job that is not due yet (scheduled, or retried after a backoff)."""
+    return job.state is JobState.SUBMITTED and job.run_at > now
+
+
+def _due_in(job: Job, now: datetime) -> Text:
+    """A list's ``due`` cell: how long a submitted job still waits for its ``runAt``."""
+    return Text(f"in {age(now, job.run_at)}", style="cyan") if _waits(job, now) else Text("")
+
+
 def attempts_text(job: Job, *, short: bool = False) -> str:
     """``2 of 3`` (``2/3`` in a table column): how many hand-outs of how many allowed."""
     return (
@@ -173,10 +191,13 @@ def job_table(job: Job, now: datetime) -> Table:
     table.add_column(overflow="fold")
     table.add_row("id", safe_text(job.job_id))
     table.add_row("state", state_text(job.state))
+    table.add_row("queue", safe_text(job.queue))
+    table.add_row("priority", str(job.priority))
     table.add_row("description", safe_text(job.description))
     table.add_row("data", NONE if job.data is None else json_text(job.data))
     table.add_row("attempts", attempts_text(job))
     table.add_row("created", _moment(job.created_at, now))
+    table.add_row("run at", _run_at(job, now))
     table.add_row("started", _moment(job.started_at, now))
     table.add_row("finished", _moment(job.finished_at, now))
     table.add_row("lease", _lease(job, now))
@@ -190,7 +211,10 @@ def job_table(job: Job, now: datetime) -> Table:
 def jobs_table(
     jobs: Sequence[Job], now: datetime, *, title: str | None = None, caption: str | None = None
 ) -> Table:
-    """Jobs as rows, in the order given."""
+    """Jobs as rows, in the order given. The priority and due columns are there only when a
+    job has a priority other than 0, or waits for its ``runAt``: most queues use neither."""
+    priorities = any(job.priority != 0 for job in jobs)
+    due = any(_waits(job, now) for job in jobs)
     table = Table(
         title=title,
         caption=caption and safe_text(caption, style="dim"),
@@ -198,16 +222,35 @@ def jobs_table(
         title_justify="left",
         caption_justify="left",
     )
+    # When the terminal is narrow, rich narrows the widest columns that may wrap: the id and
+    # the queue (folded, never cut) and the description (one line, cut with an ellipsis: its
+    # cells say no_wrap, not the column, which would keep its width and squeeze the others).
+    # The short columns never wrap, so they keep their width.
     table.add_column("id", overflow="fold", max_width=40)
-    table.add_column("state")
-    table.add_column("description", overflow="ellipsis", no_wrap=True, max_width=50)
-    table.add_column("attempts", justify="right")
-    table.add_column("age", justify="right")
+    table.add_column("state", no_wrap=True)
+    table.add_column("queue", overflow="fold", max_width=24)
+    if priorities:
+        table.add_column("priority", justify="right", no_wrap=True)
+    if due:
+        table.add_column("due", no_wrap=True)
+    table.add_column("description", overflow="ellipsis", max_width=50)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("age", justify="right", no_wrap=True)
     for job in jobs:
-        table.add_row(
+        cells: list[RenderableType] = [
             safe_text(job.job_id),
             state_text(job.state),
-            safe_text(job.description),
+            safe_text(job.queue),
+        ]
+        if priorities:
+            cells.append(str(job.priority) if job.priority else "")
+        if due:
+            cells.append(_due_in(job, now))
+        description = safe_text(job.description).copy()
+        description.no_wrap, description.overflow = True, "ellipsis"
+        table.add_row(
+            *cells,
+            description,
             attempts_text(job, short=True),
             age(job.created_at, now),
         )
@@ -221,6 +264,25 @@ def stats_table(stats: Stats) -> Table:
     for state in JobState:
         table.add_row(state_text(state), str(getattr(stats, state.value)))
     table.add_row("total", str(stats.total))
+    return table
+
+
+def _oldest_due(figures: QueueStats) -> Text:
+    seconds = figures.oldest_due_age_seconds
+    return NONE if seconds is None else Text(elapsed(seconds))
+
+
+def queues_table(stats: Stats) -> Table:
+    """One row per queue: its jobs per state, and how long its oldest due job has waited (its
+    latency: a queue nobody takes jobs from shows it growing)."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("queue", overflow="fold", max_width=40)
+    for state in JobState:
+        table.add_column(state_text(state), justify="right")
+    table.add_column("oldest due", justify="right")
+    for name, figures in stats.queues.items():
+        counts = (str(getattr(figures, state.value)) for state in JobState)
+        table.add_row(safe_text(name), *counts, _oldest_due(figures))
     return table
 
 
@@ -257,14 +319,21 @@ def dashboard(snapshot: Snapshot) -> Panel:
     )
 
 
-WORK_STYLES = {"started": "cyan", "succeeded": "green", "failed": "red"}
+WORK_STYLES = {
+    "started": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "lost": "yellow",
+    "stopped": "yellow",
+}
 LOG_DETAIL = 200
 """The most characters of a detail (an error) a log line of ``sq work`` shows: its end, where a
 program says why it stopped. ``sq get`` shows the whole error."""
 
 
 def work_line(now: datetime, job: Job, outcome: str, detail: str | None) -> Text:
-    """One line of ``sq work``'s log: a job started, succeeded or failed, on one inert line."""
+    """One line of ``sq work``'s log: a job started, succeeded or failed (or was lost, and its
+    command stopped), on one inert line."""
     text = Text(f"{now:%H:%M:%S} ", style="dim")
     text.append(f"{outcome:<9}", style=WORK_STYLES.get(outcome, ""))
     text.append(" ")

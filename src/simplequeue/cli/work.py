@@ -10,6 +10,11 @@ thread turns the first SIGINT/SIGTERM into "take no more jobs" and a second Ctrl
 for the commands still running. The commands run in sessions of their own, so a Ctrl-C typed in the
 terminal reaches `sq work` only, and a running job is not killed by the key that asked to let it
 finish.
+
+A job whose lease is lost while its command runs (it was cancelled, or taken back after its
+lease ran out) is no longer this worker's: its outcome would not be recorded, and whoever holds
+it now may be running it too. The SDK's loop reports it (`Worker.lost`), and the command gets
+SIGTERM, then SIGKILL if it still runs `LOST_GRACE` seconds later.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from simplequeue.server.settings import MIB
 
 __all__ = [
     "ERROR_ROOM",
+    "LOST_GRACE",
     "RESULT_LIMIT",
     "CommandFailed",
     "Worker",
@@ -54,6 +60,10 @@ RESULT_LIMIT = MIB - 64 * 1024
 """The most output a command may print for it to become the job's ``result``: the server's
 default limit on a request's body, less room for the rest of the completion around it. More is
 not sent (the job still succeeds, with no result)."""
+
+LOST_GRACE = 5.0
+"""Seconds a command whose job was lost has between SIGTERM and SIGKILL: time to clean up
+(remove a temporary file, close a connection), not to finish the job."""
 
 JOB_ID_ENV = "SQ_JOB_ID"
 LEASE_ID_ENV = "SQ_LEASE_ID"
@@ -127,7 +137,10 @@ class Worker:
     stop: threading.Event = field(default_factory=threading.Event)
     fatal: str | None = None
     """Why this worker stopped taking jobs by itself (its command could not be started)."""
-    _running: set[subprocess.Popen[bytes]] = field(default_factory=set)
+    lost_grace: float = LOST_GRACE
+    _running: dict[subprocess.Popen[bytes], Job] = field(default_factory=dict)
+    _lost: dict[subprocess.Popen[bytes], threading.Timer] = field(default_factory=dict)
+    """The commands whose jobs were lost, each with the timer that sends it SIGKILL."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _signals: int = 0
 
@@ -140,8 +153,12 @@ class Worker:
         ):
             stdin.write(msgspec.json.encode(job))
             stdin.seek(0)
-            returncode = self._run(job, stdin, stdout, stderr)
+            returncode, lost = self._run(job, stdin, stdout, stderr)
             took = self.clock() - started
+            if lost:  # its outcome is not recorded: the SDK dropped the job
+                how = command_error(returncode, "")
+                self._say(job, "stopped", f"{render.elapsed(took)} · {how}")
+                raise CommandFailed(f"the job was lost; its command was stopped ({how})")
             if returncode != 0:
                 error = command_error(returncode, _tail(stderr, ERROR_ROOM))
                 self._say(job, "failed", f"{render.elapsed(took)} · {error}")
@@ -152,7 +169,10 @@ class Worker:
         self._say(job, "succeeded", detail)
         return result
 
-    def _run(self, job: Job, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]) -> int:
+    def _run(
+        self, job: Job, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[bytes]
+    ) -> tuple[int, bool]:
+        """Run the command for ``job``: its exit code, and whether the job was lost meanwhile."""
         env = {
             **os.environ,
             URL_ENV: self.url,  # so that `sq` inside the command talks to the same server
@@ -182,13 +202,50 @@ class Worker:
                 self.stop.set()
                 self._say(job, "failed", reason)
                 raise CommandFailed(reason) from None
-            self._running.add(process)
+            self._running[process] = job
             self._say(job, "started", None)  # only now: a job held ahead may never start
         try:
-            return process.wait()
+            returncode = process.wait()
         finally:
             with self._lock:
-                self._running.discard(process)
+                del self._running[process]
+                killer = self._lost.pop(process, None)
+            if killer is not None:
+                killer.cancel()
+        return returncode, killer is not None
+
+    def lost(self, job: Job) -> None:
+        """The SDK's loop found ``job``'s lease gone (a heartbeat was answered "lease lost"):
+        stop its command, if one runs, with SIGTERM now and SIGKILL after `lost_grace`."""
+        with self._lock:
+            # That hand-out only: the same job may run here again, under a new lease.
+            running = [
+                process
+                for process, held in self._running.items()
+                if (held.job_id, held.lease_id) == (job.job_id, job.lease_id)
+                and process not in self._lost
+            ]
+            for process in running:
+                killer = threading.Timer(self.lost_grace, self._kill, (process,))
+                killer.daemon = True
+                self._lost[process] = killer
+                killer.start()
+        for process in running:
+            # The SDK's own line, just before, says why the job is no longer this worker's.
+            self._say(
+                job,
+                "lost",
+                f"sending SIGTERM to its command (SIGKILL in {self.lost_grace:g}s if it runs on)",
+            )
+            with suppress(ProcessLookupError):  # it ended in the meantime
+                os.killpg(process.pid, signal.SIGTERM)
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if process not in self._running:  # it ended after SIGTERM
+                return
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         """The first signal stops taking jobs. After it, each SIGINT (Ctrl-C again) is passed on
@@ -241,7 +298,13 @@ class _ToLog(logging.Handler):
 
 
 def run(
-    client: Client, worker: Worker, *, concurrency: int, prefetch: int, lease: int | None
+    client: Client,
+    worker: Worker,
+    *,
+    concurrency: int,
+    prefetch: int,
+    lease: int | None,
+    queues: list[str] | None = None,
 ) -> None:
     """Run the SDK's loop until a signal or ``worker.stop``; its errors are raised here."""
     failure: list[BaseException] = []
@@ -253,7 +316,13 @@ def run(
     def loop() -> None:
         try:
             client.work(
-                worker, concurrency=concurrency, prefetch=prefetch, lease=lease, stop=worker.stop
+                worker,
+                queues=queues,
+                concurrency=concurrency,
+                prefetch=prefetch,
+                lease=lease,
+                stop=worker.stop,
+                on_lost=worker.lost,
             )
         except BaseException as exc:  # handed to the main thread, which reports it
             failure.append(exc)
