@@ -7,8 +7,8 @@
 Each server runs as its own process on 127.0.0.1 with a fresh SQLite file; wrk (Debian's
 ``wrk``) drives it with the Lua scripts beside this file, and producer processes drive it
 through the SDK. The parts, in order: the endpoints beside /health (single and batch), durable
-vs not, the access log on vs off, ``Client.submit_many``, then the same endpoints with
-``--size`` jobs stored. See bench/README.md.
+vs not, the access log on vs off, ``Client.submit_many``, then the endpoints at 1,000 and at
+``--size`` jobs stored (bench/sizes.py). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -210,18 +210,20 @@ class Server:
         share: Server | None = None,
         options: Sequence[str] = QUIET,
         label: str = "",
+        db: Path | None = None,
     ) -> None:
         """``release``: the root of another source tree (an earlier release, bench/leases.py)
         whose ``sq serve`` runs instead, with this venv's Python and packages. ``share``: serve
         that server's file, as a second process beside it. ``options``: more `sq serve` options
-        (logging by default). ``label`` tells apart the files of servers otherwise alike."""
+        (logging by default). ``label`` tells apart the files of servers otherwise alike.
+        ``db``: a file filled beforehand (bench/sizes.py) instead of a new one."""
         tag = f"{name}-{synchronous}" if release is None else f"{name}-{release.name}-{synchronous}"
         tag += "" if share is None else f"-beside-{share.port}"
         tag += f"-{label}" if label else ""
         self.workdir = workdir
         self.tag = tag
         self.port: int = free_port()
-        self.db: Path = workdir / f"{tag}.db" if share is None else share.db
+        self.db: Path = share.db if share is not None else db or workdir / f"{tag}.db"
         self.log = workdir / f"{tag}.log"
         # `sq serve` as shipped, or one of the candidates, with the same port, file and durability.
         if name == "sq":
@@ -275,8 +277,10 @@ class Server:
         return kib * 1024 / 1e6
 
     def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = self.http.get("/stats").raise_for_status().json()
-        return stats
+        """The counts in all: /stats without its per-queue part, whose ages move on every read
+        (so that two reads of an idle store are equal)."""
+        stats: dict[str, Any] = self.http.get("/stats").raise_for_status().json()
+        return {name: n for name, n in stats.items() if name != "queues"}
 
     def settled_stats(self) -> dict[str, int]:
         """The counts once the requests wrk left in flight (at most one per connection, a
@@ -396,7 +400,11 @@ def wrk(
         raise RanDry(f"{script} against {server.url} used up the ids it was given")
     errors = {k: v for k, v in summary.items() if k.endswith(("errors", "timeouts")) and v > 0}
     if errors:
-        raise BenchError(f"{script} against {server.url}: {errors} of {summary['requests']}")
+        tail = server.log.read_text(errors="replace").strip().splitlines()[-3:]
+        raise BenchError(
+            f"{script} against {server.url}: {errors} of {summary['requests']}; "
+            f"the server's log ends: {tail}"
+        )
     items = summary.get("items", -1)
     return Result(
         server="",
@@ -704,48 +712,12 @@ def part_sdk(workdir: Path, args: argparse.Namespace, log: Options) -> list[Row]
     return serve("sq", "full", workdir, label, body, options=log.off)
 
 
-def part_size(workdir: Path, args: argparse.Namespace, small: list[Row], log: Options) -> list[Row]:
-    """The endpoints again, on a store first filled with ``--size`` jobs through arrays of
-    MAX_BATCH; the ratio is to the endpoints part (STORED jobs); the server's RSS."""
-    size = args.size
-    label = f"sq, full, {size:,} stored"
+def part_size(workdir: Path, args: argparse.Namespace, log: Options) -> list[Row]:
+    """bench/sizes.py: the endpoints at 1,000 and at ``--size`` jobs stored, with queues and
+    priorities in use, each as the ratio of the two."""
+    import sizes  # it imports this module, as `run`: see the end of this file
 
-    def body(server: Server) -> list[Row]:
-        if not server.probe_batches():
-            print(f"   skipped: no batch endpoint to fill {size:,} jobs with", file=sys.stderr)
-            return []
-        rss_before = server.rss_mb()
-        start = time.monotonic()
-        server.submit_jobs(size, start + FILL_SECONDS)
-        took = time.monotonic() - start
-        print(f"   filled {size:,} in {took:.0f} s ({size / took:,.0f} jobs/s)", file=sys.stderr)
-        filled = Row(
-            "size",
-            label,
-            "RSS after the fill",
-            server.rss_mb(),
-            "MB",
-            stored=server.stats()["total"],
-            extra={"fill_seconds": took, "rss_mb_empty": rss_before},
-        )
-        rows = run_loads(server, [HEALTH, SUBMIT, NEXT, COMPLETE], args, "size", label)
-        for row in rows:
-            twin = next(r for r in small if r.measure == row.measure)
-            row.ratio, row.of = row.value / twin.value, "endpoints part"
-            row.cpu_ratio = cpu_ratio(twin, row)
-            if row.measure != "health":
-                row.check(">=", 0.9)
-        end = Row(
-            "size",
-            label,
-            "RSS after the runs",
-            server.rss_mb(),
-            "MB",
-            stored=server.stats()["total"],
-        )
-        return [filled.check("<", 150, on="value"), *rows, end.check("<", 150, on="value")]
-
-    return serve("sq", "full", workdir, label, body, options=log.off)
+    return sizes.part_size(workdir, args, log.off)
 
 
 @dataclass(frozen=True)
@@ -881,7 +853,7 @@ def run_parts(workdir: Path, args: argparse.Namespace, log: Options, rows: list[
     if "sdk" not in args.skip:
         rows += part_sdk(workdir, args, log)
     if args.size:
-        rows += part_size(workdir, args, full, log)
+        rows += part_size(workdir, args, log)
 
 
 def main() -> None:
@@ -957,4 +929,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # As the module `run`, which sizes.py imports: one copy of each class (BenchError's
+    # `except` must catch what sizes.py raises).
+    import run
+
+    run.main()
