@@ -39,9 +39,7 @@ def params(route: respx.Route) -> list[tuple[str, str]]:
 # -- submit: queue, priority, run_at, delay ----------------------------------------------------
 
 
-def test_submit_sends_queue_priority_and_run_at_in_utc(
-    api: respx.MockRouter, sdk: Twin
-) -> None:
+def test_submit_sends_queue_priority_and_run_at_in_utc(api: respx.MockRouter, sdk: Twin) -> None:
     answer = job_json("j", queue="emails", priority=5, runAt="2026-05-01T10:00:00Z")
     route = api.post("/jobs/submit").respond(201, json=answer)
 
