@@ -415,6 +415,8 @@ def test_next_hands_out_the_oldest_submitted_job_as_running(client: Client) -> N
                 "oldestDueAgeSeconds": None,
             }
         },
+        "submittedEver": 3,
+        "completedEver": 0,
     }
 
 
@@ -638,6 +640,8 @@ def test_stats_counts_every_state(client: Client) -> None:
     assert client.get("/stats").json() == {
         **dict.fromkeys(["submitted", "running", "succeeded", "failed", "total"], 0),
         "queues": {},
+        "submittedEver": 0,
+        "completedEver": 0,
     }
     seeded(client)
     submit(client, "s2")
@@ -650,6 +654,9 @@ def test_stats_counts_every_state(client: Client) -> None:
         **counts,
         "total": 4,
         "queues": {"default": {**counts, "oldestDueAgeSeconds": True}},
+        # Every job ever submitted, and every one that finished (s1 failed, r1 succeeded).
+        "submittedEver": 4,
+        "completedEver": 2,
     }
 
 
@@ -711,14 +718,15 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
         ("/jobs/cancel", "post"): {"200", "400", "404", "409", "410"},
         ("/jobs/retry", "post"): {"200", "400", "404", "409", "410"},
         (get_job, "get"): {"200", "404", "410"},
-        ("/jobs", "get"): {"200", "400"},
-        ("/stats", "get"): {"200"},
+        ("/jobs", "get"): {"200", "304", "400"},
+        ("/stats", "get"): {"200", "304"},
+        ("/stats/history", "get"): {"200", "304", "400"},
         ("/health", "get"): {"200"},
     }
     for (path, method), codes in expected.items():
         operation = paths[path][method]
         assert codes <= set(operation["responses"]), (path, method, operation["responses"])
-        for code in codes - {"200", "201", "204"}:
+        for code in codes - {"200", "201", "204", "304"}:
             content = operation["responses"][code]["content"]
             assert "application/problem+json" in content, (path, code)
     for path, field in (("/jobs/submit", "jobId"), ("/jobs/complete", "status")):
@@ -745,7 +753,7 @@ def test_openapi_document_describes_every_route(client: Client) -> None:
         doc,
         paths["/stats"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
     )
-    assert "queues" in stats["properties"]
+    assert {"queues", "submittedEver", "completedEver"} <= set(stats["properties"])
     for ref in set(refs(doc)):
         assert resolve(doc, ref) is not None, ref
 

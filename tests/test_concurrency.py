@@ -98,6 +98,8 @@ def test_concurrent_workers_take_every_job_exactly_once(server_fast: ServerProce
             **counts,
             "total": JOBS,
             "queues": {"default": {**counts, "oldestDueAgeSeconds": None}},
+            "submittedEver": JOBS,  # each submitted once, and completed once
+            "completedEver": JOBS,
         }
         jobs = all_jobs(http)
         assert {job["jobId"]: job["state"] for job in jobs} == {

@@ -15,6 +15,8 @@ import msgspec
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "HISTORY_INTERVAL",
+    "HISTORY_SECONDS",
     "MAX_BATCH",
     "MAX_BODY_SIZE",
     "MAX_CLAIM_COUNT",
@@ -42,6 +44,7 @@ __all__ = [
     "Problem",
     "QueueStats",
     "Stats",
+    "StatsHistory",
     "StoredJob",
     "SubmitRequest",
     "check_queue_name",
@@ -403,8 +406,9 @@ class QueueStats(msgspec.Struct, kw_only=True, rename="camel"):
     """How long the oldest job that is due and waiting has waited (``None``: none is)."""
 
 
-class Stats(msgspec.Struct, kw_only=True):
-    """How many jobs are in each state, in all and per queue (each queue that holds a job)."""
+class Stats(msgspec.Struct, kw_only=True, rename="camel"):
+    """How many jobs are in each state, in all and per queue (each queue that holds a job), and
+    how many were ever submitted and completed."""
 
     submitted: int
     running: int
@@ -412,6 +416,33 @@ class Stats(msgspec.Struct, kw_only=True):
     failed: int
     total: int
     queues: dict[str, QueueStats] = {}
+    submitted_ever: int = 0
+    """Jobs ever added to the store (a repeated submit adds none). Retention never lowers it."""
+    completed_ever: int = 0
+    """Times a job became succeeded or failed: completions, final expiries and cancels (a job
+    retried and finished again counts again). Retention never lowers it. (The defaults let a
+    client read a server older than these counters.)"""
+
+
+HISTORY_SECONDS = 3600
+"""How far back the server's rate history reaches (``GET /stats/history``): one hour, held in
+memory."""
+HISTORY_INTERVAL = 1
+"""Seconds per entry of the rate history."""
+
+
+class StatsHistory(msgspec.Struct, kw_only=True):
+    """The server's rate history (``GET /stats/history``): how many jobs were submitted and
+    completed in each `HISTORY_INTERVAL` (``Stats.submitted_ever`` and ``completed_ever``
+    sampled once a second), oldest first, the last entry ending at ``end``."""
+
+    interval: int
+    """Seconds per entry."""
+    end: datetime
+    """When the last entry ends: the last sample's whole second, in UTC (now, before the
+    first)."""
+    submitted: list[int]
+    completed: list[int]
 
 
 class JobFilter(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):

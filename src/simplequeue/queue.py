@@ -11,7 +11,7 @@ import asyncio
 import enum
 import logging
 import random
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -25,10 +25,13 @@ from simplequeue.errors import (
     JobNotFound,
     SimpleQueueError,
 )
+from simplequeue.history import RateHistory
 from simplequeue.jsontext import same_value
 from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
+    HISTORY_INTERVAL,
+    HISTORY_SECONDS,
     RETRY_BACKOFF,
     Changed,
     ClaimedJob,
@@ -37,6 +40,7 @@ from simplequeue.models import (
     JobFilter,
     JobState,
     Stats,
+    StatsHistory,
     StoredJob,
     SubmitRequest,
 )
@@ -243,6 +247,8 @@ per transaction."""
 DUTY_BATCHES = 20
 """The most batches a duty runs per look (per state, for retention), so at most 10,000 jobs: a
 backlog is worked off over several looks, never in one long burst."""
+SAMPLE_SLACK = 0.01
+"""Seconds after each whole second that the rate history is sampled."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,6 +291,7 @@ class Queue:
         self._alarm: asyncio.TimerHandle | None = None
         self._alarm_due: datetime | None = None
         self._rearming: set[asyncio.Future[None]] = set()
+        self._history = RateHistory()
 
     async def submit(self, request: SubmitRequest, data: bytes | None) -> Submitted:
         """Queue a new job once. The same id with the same content is answered with the stored
@@ -575,24 +582,54 @@ class Queue:
 
     async def run(self, interval: float = EXPIRY_INTERVAL) -> None:
         """The server's background duty, until cancelled: take back expired leases, delete what
-        retention no longer keeps, and let waiting workers look for jobs that fell due or that
-        another process added."""
+        retention no longer keeps, let waiting workers look for jobs that fell due or that
+        another process added; and, beside that, sample the rate history once a second."""
+        async with asyncio.TaskGroup() as duties:
+            duties.create_task(self._look(interval))
+            duties.create_task(self._sample_every_interval())
+
+    async def _look(self, interval: float) -> None:
         while True:
             for duty, what in (
                 (self.expire, "take back expired leases"),
                 (self.promote, "let scheduled jobs that fell due join the queue"),
                 (self.prune, "prune"),
             ):
-                try:
-                    await duty()
-                except SimpleQueueError as exc:
-                    logger.warning("could not %s: %s", what, exc.detail)
-                except Exception:
-                    # Whatever it was, the next look may succeed: this loop must never end, or
-                    # no lease would ever expire again.
-                    logger.exception("could not %s", what)
+                await self._try(duty, what)
             self._waiters.wake()
             await asyncio.sleep(interval)
+
+    async def _sample_every_interval(self) -> None:
+        # Apart from the look, whose work may take a while: samples stay on the clock's whole
+        # seconds (a little after each, so that a timer firing early still finds the new one).
+        while True:
+            await self._try(self.sample, "sample the rate history")
+            late = self._clock().timestamp() % HISTORY_INTERVAL
+            await asyncio.sleep(HISTORY_INTERVAL - late + SAMPLE_SLACK)
+
+    @staticmethod
+    async def _try(duty: Callable[[], Awaitable[object]], what: str) -> None:
+        try:
+            await duty()
+        except SimpleQueueError as exc:
+            logger.warning("could not %s: %s", what, exc.detail)
+        except Exception:
+            # Whatever it was, the next look may succeed: the duty must never end, or no lease
+            # would ever expire again.
+            logger.exception("could not %s", what)
+
+    async def sample(self) -> None:
+        """Add the store's counters, now, to the rate history (`run` does it once a second)."""
+        now = self._clock()
+        self._history.record(now, await self.store.totals())
+
+    def history(self, seconds: int = HISTORY_SECONDS) -> StatsHistory:
+        """The rate history's last ``seconds`` (1-`HISTORY_SECONDS`) entries."""
+        if not 1 <= seconds <= HISTORY_SECONDS:
+            raise InvalidRequest(
+                f"`seconds` must be between 1 and {HISTORY_SECONDS}, got {seconds}"
+            )
+        return self._history.last(seconds, self._clock())
 
     def stop_waiting(self) -> None:
         """The server is stopping: every waiting caller is answered now (no job), and new ones

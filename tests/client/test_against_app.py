@@ -54,7 +54,13 @@ def test_a_job_goes_from_submit_through_next_to_complete(client: Client) -> None
     assert done.state is JobState.SUCCEEDED
     assert done.finished_at is not None
     assert client.get("invoice/42") == done
-    assert client.stats().succeeded == 1
+    stats = client.stats()
+    assert (stats.succeeded, stats.submitted_ever, stats.completed_ever) == (1, 1, 1)
+    history = client.stats_history(60)
+    assert history.interval == 1
+    assert len(history.submitted) == len(history.completed) <= 60
+    with pytest.raises(InvalidRequest, match="`seconds`"):
+        client.stats_history(0)
 
 
 def test_submitting_the_same_job_again_returns_it_unchanged(client: Client) -> None:

@@ -25,6 +25,7 @@ from simplequeue import (
     SimpleQueueError,
     Stats,
 )
+from simplequeue.models import HISTORY_SECONDS, StatsHistory
 from tests.client.conftest import URL, Twin, job_json
 
 
@@ -294,6 +295,27 @@ def test_stats_and_health(api: respx.MockRouter, sdk: Twin) -> None:
     # A server from before queues (CONTRACT §8) sends none: read as no queue.
     assert sdk.stats() == Stats(submitted=1, running=2, succeeded=3, failed=4, total=10)
     assert sdk.health().status == "ok"
+
+
+def test_stats_history_asks_for_the_seconds_and_reads_the_rates(
+    api: respx.MockRouter, sdk: Twin
+) -> None:
+    answer = {
+        "interval": 1,
+        "end": "2030-01-01T00:00:05Z",
+        "submitted": [1, 2],
+        "completed": [0, 3],
+    }
+    route = api.get("/stats/history").respond(200, json=answer)
+    assert sdk.stats_history(2) == StatsHistory(
+        interval=1,
+        end=datetime(2030, 1, 1, 0, 0, 5, tzinfo=UTC),
+        submitted=[1, 2],
+        completed=[0, 3],
+    )
+    assert route.calls.last.request.url.params["seconds"] == "2"
+    sdk.stats_history()
+    assert route.calls.last.request.url.params["seconds"] == str(HISTORY_SECONDS)
 
 
 # -- errors ---------------------------------------------------------------------------------------

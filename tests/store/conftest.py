@@ -27,7 +27,7 @@ from simplequeue.models import (
 )
 from simplequeue.queue import ACTIONS
 from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store
-from simplequeue.store.base import Finished, Outcome
+from simplequeue.store.base import Finish, Finished, Outcome, Totals
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 LEASE = 60
@@ -116,9 +116,13 @@ class Placed(Protocol):
     run_at: datetime
 
 
-def stats_of(jobs: Iterable[Placed], now: datetime) -> Stats:
+NO_TOTALS = Totals(0, 0)
+
+
+def stats_of(jobs: Iterable[Placed], now: datetime, ever: Totals = NO_TOTALS) -> Stats:
     """What `Store.stats` must answer at ``now`` for a store holding ``jobs``, counted one by
-    one: per state, and per queue (sorted by name) with the age of its oldest due job."""
+    one: per state, and per queue (sorted by name) with the age of its oldest due job; with the
+    cumulative counters ``ever``, which the jobs left cannot tell."""
     per_queue: dict[str, Counter[JobState]] = {}
     oldest: dict[str, datetime] = {}
     for job in jobs:
@@ -144,18 +148,22 @@ def stats_of(jobs: Iterable[Placed], now: datetime) -> Stats:
             )
             for queue, counts in sorted(per_queue.items())
         },
+        submitted_ever=ever.submitted,
+        completed_ever=ever.completed,
     )
 
 
 QUEUES = ("default", "mail", "video")
 
 
-async def random_operations(store: Store, seed: int, count: int = 400) -> None:
+async def random_operations(store: Store, seed: int, count: int = 400) -> Totals:
     """Submits (some repeated, some scheduled ahead, in several queues and priorities), claims
     (some of named queues), completions (some invalid), cancels and retries (some of jobs in
-    other states) and prunes, in a random mix, at one step a second."""
+    other states) and prunes, in a random mix, at one step a second. Returns the counters the
+    store must then hold, from what each step answered: jobs added, and jobs that became
+    succeeded or failed."""
     rng = random.Random(seed)
-    submitted = 0
+    submitted = completed = 0
     for step in range(count):
         now = at(step)
         roll = rng.random()
@@ -177,9 +185,15 @@ async def random_operations(store: Store, seed: int, count: int = 400) -> None:
             queues = tuple(rng.sample(QUEUES, rng.randrange(len(QUEUES))))
             await store.claim(now, lease_seconds=LEASE, limit=rng.randint(1, 3), queues=queues)
         elif roll < 0.85:
-            await finish(store, job_id, rng.choice([JobState.SUCCEEDED, JobState.FAILED]), now)
+            done = await finish(
+                store, job_id, rng.choice([JobState.SUCCEEDED, JobState.FAILED]), now
+            )
+            completed += done.finish is Finish.APPLIED
         elif roll < 0.95:
-            await store.move([job_id], rng.choice(list(ACTIONS.values())), now)
+            move = rng.choice(list(ACTIONS.values()))
+            (moved,) = await store.move([job_id], move, now)
+            completed += moved.moved and move.target.finished
         else:
             state = rng.choice([JobState.SUCCEEDED, JobState.FAILED])
             await store.prune(state, at(step - 20), rng.randint(1, 5))
+    return Totals(submitted, completed)

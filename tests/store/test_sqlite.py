@@ -20,7 +20,7 @@ from simplequeue.models import JobState, QueueStats
 from simplequeue.queue import ACTIONS, TRANSITIONS, Action, Event
 from simplequeue.store import SqliteStore
 from simplequeue.store import sqlite as sqlite_store
-from simplequeue.store.base import Finish, Outcome, fingerprint
+from simplequeue.store.base import Finish, Outcome, Totals, fingerprint
 from simplequeue.store.sqlite import SCHEMA_VERSION, Q, SchemaTooNew
 from tests.store.conftest import (
     LEASE,
@@ -78,6 +78,7 @@ async def test_sqlite_reopening_a_file_keeps_its_jobs_and_order(db_path: Path) -
     try:
         assert await all_jobs(store) == before
         assert (await store.stats(at(7))).failed == 1
+        assert await store.totals() == Totals(3, 1)
         claimed = await claim(store, at(7))
         assert claimed is not None
         assert claimed.job_id == "a"
@@ -117,9 +118,9 @@ async def test_sqlite_applies_the_synchronous_setting(
 async def test_sqlite_trigger_counts_match_a_real_count(db_path: Path, seed: int) -> None:
     store = await opened(db_path)
     try:
-        await random_operations(store, seed)
+        totals = await random_operations(store, seed)
         stats = await store.stats(at(400))
-        assert stats == stats_of(await all_jobs(store), at(400))
+        assert stats == stats_of(await all_jobs(store), at(400), totals)
     finally:
         await store.close()
     with contextlib.closing(sqlite3.connect(db_path)) as conn:
@@ -187,9 +188,10 @@ async def busy_file(db_path: Path) -> Path:
 
 async def test_sqlite_stats_query_does_not_scan_the_jobs(busy_file: Path) -> None:
     with contextlib.closing(sqlite3.connect(busy_file)) as conn:
-        counts = plan(conn, Q["stats"])
-        assert counts
-        assert not [step for step in counts if re.search(r"\bjobs\b", step)], counts
+        for name in ("stats", "totals"):  # the counts, and the cumulative counters
+            counts = plan(conn, Q[name])
+            assert counts
+            assert not [step for step in counts if re.search(r"\bjobs\b", step)], counts
         # Each queue's oldest due job: the first entry of its part of one index.
         oldest = plan(conn, Q["oldest_due"])
         assert indexes_read(oldest) == {"jobs_due"}, oldest
@@ -275,7 +277,8 @@ async def test_sqlite_migrates_a_version_1_file_and_keeps_its_jobs(tmp_path: Pat
         }
         now = datetime.now(UTC)
         stats = await store.stats(now)
-        assert stats == stats_of(jobs, now)
+        # The counters start from the rows: three jobs added, one finished.
+        assert stats == stats_of(jobs, now, Totals(3, 1))
         assert list(stats.queues) == ["default"]
         assert stats.queues["default"].submitted == 1
         first = await claim(store, now)
@@ -314,7 +317,7 @@ async def test_sqlite_opens_a_file_the_first_release_wrote(tmp_path: Path) -> No
         order = [job.job_id for job in await store.claim(far, lease_seconds=60, limit=10)]
         assert order == ["old-2", "old-3", "old-4", "old-5"]  # each at its old place
         stats = await store.stats(far)
-        assert stats == stats_of(await all_jobs(store), far)
+        assert stats == stats_of(await all_jobs(store), far, Totals(6, 2))
         assert (stats.total, stats.queues["default"].running) == (6, 4)
     finally:
         await store.close()
@@ -380,7 +383,7 @@ async def test_sqlite_opens_a_file_the_previous_release_wrote(
 
         now = v2(3600)
         stats = await store.stats(now)
-        assert stats == stats_of(jobs, now)
+        assert stats == stats_of(jobs, now, Totals(8, 2))
         assert stats.queues == {
             "default": QueueStats(
                 submitted=4, running=2, succeeded=1, failed=1, oldest_due_age_seconds=3597.0
@@ -446,7 +449,10 @@ async def test_sqlite_a_file_the_previous_release_wrote_goes_on_working(
         assert await store.claim(V2_LATER - timedelta(microseconds=1), lease_seconds=LEASE) == []
         (later,) = await store.claim(V2_LATER, lease_seconds=LEASE, limit=10)
         assert (later.job_id, later.attempts) == ("v2-2", 2)
-        assert await store.stats(V2_LATER) == stats_of(await all_jobs(store), V2_LATER)
+        # v2-4 completed and v2-5 cancelled; v2-1's retry and v2-0's pruning change no counter.
+        assert await store.stats(V2_LATER) == stats_of(
+            await all_jobs(store), V2_LATER, Totals(8, 4)
+        )
     finally:
         await store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:

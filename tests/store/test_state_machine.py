@@ -45,6 +45,7 @@ from simplequeue.store.base import (
     Outcome,
     Selection,
     Tombstone,
+    Totals,
     fingerprint,
 )
 from tests.store.conftest import stats_of
@@ -179,6 +180,9 @@ class StoreMachine(RuleBasedStateMachine):
         self.tombstones: dict[str, Tombstone] = {}
         self.seq = itertools.count()
         self.leases_seen: set[str] = set()
+        # The store's cumulative counters: jobs added, and jobs that became succeeded or failed.
+        self.submitted_ever = 0
+        self.completed_ever = 0
 
     def run(self, work: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(work)
@@ -269,6 +273,7 @@ class StoreMachine(RuleBasedStateMachine):
         new = job_id not in self.jobs
         assert created == new
         if new:
+            self.submitted_ever += 1
             self.jobs[job_id] = ModelJob(
                 next(self.seq),
                 max_attempts,
@@ -381,6 +386,7 @@ class StoreMachine(RuleBasedStateMachine):
             # The lease that finished the attempt is kept, so that its repeat is recognised; a
             # completion that named none ends the worker's lease like an expiry does.
             end_attempt(model, outcome, self.now, keep=lease_id)
+            self.completed_ever += model.state.finished
         self.check(done.job, job_id)
 
     @rule(job_id=st.sampled_from(JOB_IDS), which=st.integers(0, 2))
@@ -411,6 +417,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert self.run(self.store.expire(self.now, outcome)) == len(ended)
         for job in ended:
             end_attempt(job, outcome, self.now, keep=None)
+            self.completed_ever += job.state.finished
 
     @precondition(lambda self: any(j.state == JobState.RUNNING for j in self.jobs.values()))
     @rule()
@@ -432,7 +439,9 @@ class StoreMachine(RuleBasedStateMachine):
         assert len(moved) == len(job_ids)
         for job_id, one in zip(job_ids, moved, strict=True):
             model = self.jobs.get(job_id)
-            self.check_moved(one, job_id, model is not None and apply_move(model, move, self.now))
+            applied = model is not None and apply_move(model, move, self.now)
+            self.completed_ever += applied and move.target.finished
+            self.check_moved(one, job_id, applied)
 
     @rule(
         action=st.sampled_from(list(Action)),
@@ -469,6 +478,7 @@ class StoreMachine(RuleBasedStateMachine):
         assert total == len(matching)
         for _, job_id in matching:
             assert apply_move(self.jobs[job_id], move, self.now)
+            self.completed_ever += move.target.finished
 
     @precondition(lambda self: any(job.finished_at for job in self.jobs.values()))
     @rule(
@@ -505,11 +515,13 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_store_agrees_with_the_model(self) -> None:
-        jobs, tombstones, stats, next_due = self.run(self._look())
+        jobs, tombstones, stats, totals_read, next_due = self.run(self._look())
         for job_id, job, tombstone in zip(JOB_IDS, jobs, tombstones, strict=True):
             self.check(job, job_id)
             assert tombstone == self.tombstones.get(job_id)
-        assert stats == stats_of(self.jobs.values(), self.now)
+        totals = Totals(self.submitted_ever, self.completed_ever)
+        assert stats == stats_of(self.jobs.values(), self.now, totals)
+        assert totals_read == totals
         waiting = [
             job.run_at
             for job in self.jobs.values()
@@ -519,13 +531,14 @@ class StoreMachine(RuleBasedStateMachine):
 
     async def _look(
         self,
-    ) -> tuple[list[StoredJob | None], list[Tombstone | None], Stats, datetime | None]:
+    ) -> tuple[list[StoredJob | None], list[Tombstone | None], Stats, Totals, datetime | None]:
         jobs = [await self.store.get(job_id) for job_id in JOB_IDS]
         tombstones = [await self.store.tombstone(job_id) for job_id in JOB_IDS]
         return (
             jobs,
             tombstones,
             await self.store.stats(self.now),
+            await self.store.totals(),
             await self.store.next_due(self.now),
         )
 

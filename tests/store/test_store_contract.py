@@ -20,8 +20,9 @@ import pytest
 
 from simplequeue.errors import Unavailable
 from simplequeue.models import ClaimedJob, JobState, StoredJob
+from simplequeue.queue import ACTIONS, TRANSITIONS, Action, Event
 from simplequeue.store import NewJob, SqliteStore, Store, UnknownCursor
-from simplequeue.store.base import Ending, Finish, Finished, Outcome
+from simplequeue.store.base import Ending, Finish, Finished, Outcome, Totals
 from tests.store.conftest import (
     BACKENDS,
     LEASE,
@@ -288,13 +289,52 @@ async def test_stats_count_jobs_per_state(store: Store) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_stats_match_the_jobs_after_random_operations(store: Store, seed: int) -> None:
-    await random_operations(store, seed)
+    totals = await random_operations(store, seed)
     jobs = await all_jobs(store)
     assert len({job.job_id for job in jobs}) == len(jobs) > 0
     assert len({job.queue for job in jobs}) > 1
     # Just after the last step, once the jobs scheduled ahead are due, and long after.
     for now in (at(400), at(431), at(5_000)):
-        assert await store.stats(now) == stats_of(jobs, now)
+        assert await store.stats(now) == stats_of(jobs, now, totals)
+
+
+async def test_totals_count_every_job_ever_submitted_and_completed(store: Store) -> None:
+    assert await store.totals() == Totals(0, 0)
+    await seed_mixed(store)  # j0 succeeded, j1 failed, j2 running, j3-j5 submitted
+    assert await store.totals() == Totals(6, 2)
+    _, created = await store.submit(new("j0", 12))
+    assert created is False
+    assert await store.totals() == Totals(6, 2)  # a repeated submit adds no job
+
+    # Back to submitted is no completion: a retry with attempts left, an operator's retry.
+    retry = Outcome(*TRANSITIONS[Event.RETRY], error="boom", run_at=at(13))
+    assert (await store.finish("j2", None, retry, at(13))).finish is Finish.APPLIED
+    (retried,) = await store.move(["j1"], ACTIONS[Action.RETRY], at(13))
+    assert retried.moved
+    assert await store.totals() == Totals(6, 2)
+
+    # A cancel completes a job, and so does an expiry with no attempts left.
+    (cancelled,) = await store.move(["j3"], ACTIONS[Action.CANCEL], at(14))
+    assert cancelled.moved
+    await store.submit(new("once", 15, queue="other", max_attempts=1))
+    assert await claim(store, at(15), ("other",)) is not None
+    expiry = Outcome(*TRANSITIONS[Event.EXPIRE], error="lease expired")
+    assert await store.expire(at(15 + LEASE), expiry) == 1
+    assert (await store.get("once")) is not None
+    assert await store.totals() == Totals(7, 4)
+
+    # The job retried by the operator completes again, and counts again.
+    claimed = await store.claim(at(20), lease_seconds=LEASE, limit=10)
+    assert "j1" in {job.job_id for job in claimed}
+    assert (await finish(store, "j1", JobState.SUCCEEDED, at(21))).finish is Finish.APPLIED
+    assert await store.totals() == Totals(7, 5)
+
+    # Retention deletes jobs, never counts.
+    assert await store.prune(JobState.FAILED, at(1_000), 10) == 2
+    assert await store.prune(JobState.SUCCEEDED, at(1_000), 10) == 2
+    stats = await store.stats(at(1_000))
+    assert (stats.total, stats.submitted_ever, stats.completed_ever) == (3, 7, 5)
+    assert await store.totals() == Totals(7, 5)
 
 
 # -- two stores on one storage, as two servers have -----------------------------------------
@@ -372,6 +412,7 @@ async def test_two_stores_on_one_storage_hand_each_job_out_exactly_once(
         assert await claim(store, at(2_000)) is None
         stats = await store.stats(at(1_000))
         assert (stats.submitted, stats.running, stats.total) == (0, SHARED_JOBS, SHARED_JOBS)
+        assert await store.totals() == Totals(SHARED_JOBS, 0)  # counted once, seen by both
 
 
 # -- leases, retries and results (CONTRACT §7) ------------------------------------------------

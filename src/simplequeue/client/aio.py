@@ -36,7 +36,16 @@ from simplequeue.client.batches import Batches, BatchResult
 from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
-from simplequeue.models import Changed, CompletionStatus, Health, Job, JobState, Stats
+from simplequeue.models import (
+    HISTORY_SECONDS,
+    Changed,
+    CompletionStatus,
+    Health,
+    Job,
+    JobState,
+    Stats,
+    StatsHistory,
+)
 
 __all__ = ["AsyncClient"]
 
@@ -249,6 +258,11 @@ class AsyncClient(BaseClient):
 
     async def stats(self) -> Stats:
         return await self._send(self._stats_call())
+
+    async def stats_history(self, seconds: int = HISTORY_SECONDS) -> StatsHistory:
+        """Jobs submitted and completed per second over the last ``seconds`` (1-3,600), as the
+        server sampled them: oldest first, the last ending at ``end``."""
+        return await self._send(self._stats_history_call(seconds))
 
     async def health(self) -> Health:
         return await self._send(self._health_call())

@@ -33,6 +33,7 @@ from simplequeue.client.wire import (
     read_jobs,
     read_next,
     read_stats,
+    read_stats_history,
     resendable,
     retry_after,
     seconds,
@@ -53,6 +54,7 @@ from simplequeue.models import (
     JobState,
     Order,
     Stats,
+    StatsHistory,
     job_path,
 )
 
@@ -298,6 +300,11 @@ class BaseClient:
 
     def _stats_call(self) -> Call[Stats]:
         return Call("GET", "/stats", read_stats)
+
+    def _stats_history_call(self, seconds: int) -> Call[StatsHistory]:
+        # The server checks the range (a 400, `InvalidRequest`, naming `seconds`).
+        params = (("seconds", str(seconds)),)
+        return Call("GET", "/stats/history", read_stats_history, params=params)
 
     def _health_call(self) -> Call[Health]:
         return Call("GET", "/health", read_health)

@@ -27,7 +27,16 @@ from simplequeue.client.batches import Batches, BatchResult
 from simplequeue.client.ledger import Held, Ledger
 from simplequeue.client.worker import GONE, PREFETCH, WORK_WAIT, WorkPlan
 from simplequeue.errors import PayloadTooLarge, SimpleQueueError
-from simplequeue.models import Changed, CompletionStatus, Health, Job, JobState, Stats
+from simplequeue.models import (
+    HISTORY_SECONDS,
+    Changed,
+    CompletionStatus,
+    Health,
+    Job,
+    JobState,
+    Stats,
+    StatsHistory,
+)
 
 __all__ = ["Client"]
 
@@ -261,6 +270,11 @@ class Client(BaseClient):
 
     def stats(self) -> Stats:
         return self._send(self._stats_call())
+
+    def stats_history(self, seconds: int = HISTORY_SECONDS) -> StatsHistory:
+        """Jobs submitted and completed per second over the last ``seconds`` (1-3,600), as the
+        server sampled them: oldest first, the last ending at ``end``."""
+        return self._send(self._stats_history_call(seconds))
 
     def health(self) -> Health:
         return self._send(self._health_call())

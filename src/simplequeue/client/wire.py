@@ -33,6 +33,7 @@ from simplequeue.models import (
     OperationRequest,
     Problem,
     Stats,
+    StatsHistory,
     SubmitRequest,
     check_queue_name,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "read_jobs",
     "read_next",
     "read_stats",
+    "read_stats_history",
     "resendable",
     "retry_after",
     "seconds",
@@ -64,6 +66,7 @@ T = TypeVar("T")
 _job = msgspec.json.Decoder(Job)
 _jobs = msgspec.json.Decoder(list[Job])
 _stats = msgspec.json.Decoder(Stats)
+_stats_history = msgspec.json.Decoder(StatsHistory)
 _changed = msgspec.json.Decoder(Changed)
 _health = msgspec.json.Decoder(Health)
 _problem = msgspec.json.Decoder(Problem)
@@ -235,6 +238,10 @@ def read_jobs(response: httpx.Response) -> list[Job]:
 
 def read_stats(response: httpx.Response) -> Stats:
     return _stats.decode(response.content)
+
+
+def read_stats_history(response: httpx.Response) -> StatsHistory:
+    return _stats_history.decode(response.content)
 
 
 def read_health(response: httpx.Response) -> Health:

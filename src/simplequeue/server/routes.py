@@ -19,6 +19,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from simplequeue import jsontext
 from simplequeue.errors import InvalidRequest, SimpleQueueError
 from simplequeue.models import (
+    HISTORY_SECONDS,
     MAX_BATCH,
     MAX_CLAIM_COUNT,
     MAX_JOB_ID_LENGTH,
@@ -37,12 +38,14 @@ from simplequeue.models import (
     Order,
     Problem,
     Stats,
+    StatsHistory,
     StoredJob,
     SubmitRequest,
     check_queue_name,
     job_path,
 )
 from simplequeue.queue import MAX_PAGE, Action, Queue, Submitted
+from simplequeue.server.conditional import NOT_MODIFIED, conditional
 
 __all__ = ["ROUTES"]
 
@@ -509,15 +512,27 @@ async def get_job(
     return await queue.get(_path_job_id(request))
 
 
+def _polled(model: Any, description: str) -> dict[int, ResponseSpec]:
+    """The responses of a route answered through `conditional`: ``model`` or 304."""
+    return {
+        HTTP_200_OK: ResponseSpec(
+            data_container=model, generate_examples=False, description=description
+        ),
+        **NOT_MODIFIED,
+    }
+
+
 @get(
     "/jobs",
     summary="List jobs",
     description="Jobs in submission order, oldest first (`order=desc`: newest first). A "
-    '`Link: <...>; rel="next"` header gives the next page when more jobs follow.',
-    responses=_problems(400),
+    '`Link: <...>; rel="next"` header gives the next page when more jobs follow. With an '
+    "`ETag`: `If-None-Match` naming it is answered 304.",
+    responses={**_polled(list[StoredJob], "The page of jobs"), **_problems(400)},
     tags=["jobs"],
 )
 async def list_jobs(
+    request: Request[Any, Any, Any],
     queue: NamedDependency[Queue],
     states: Annotated[
         list[JobState] | None,
@@ -553,7 +568,7 @@ async def list_jobs(
         ),
     ] = None,
     queues: QueuesParameter = None,
-) -> Response[list[StoredJob]]:
+) -> Response[bytes]:
     states = states or []
     names = _queue_names(queues)
     newest_first = order == "desc"
@@ -571,7 +586,7 @@ async def list_jobs(
         last = page.jobs[-1].job_id
         after, before = (after, last) if newest_first else (last, before)
         headers["Link"] = _next_page_link(states, limit, after, before, newest_first, prefix, names)
-    return Response(page.jobs, headers=headers)
+    return conditional(request, page.jobs, headers)
 
 
 def _next_page_link(
@@ -602,11 +617,37 @@ def _next_page_link(
     "/stats",
     summary="Count jobs per state, in all and per queue",
     description="Top-level totals, and per queue (each queue that holds a job) its count per "
-    "state and `oldestDueAgeSeconds`: how long its oldest due job has waited (queue latency).",
+    "state and `oldestDueAgeSeconds`: how long its oldest due job has waited (queue latency); "
+    "`submittedEver` and `completedEver` count every job ever submitted and completed. With an "
+    "`ETag`: `If-None-Match` naming it is answered 304.",
+    responses=_polled(Stats, "The counts"),
     tags=["queue"],
 )
-async def stats(queue: NamedDependency[Queue]) -> Stats:
-    return await queue.stats()
+async def stats(request: Request[Any, Any, Any], queue: NamedDependency[Queue]) -> Response[bytes]:
+    return conditional(request, await queue.stats())
+
+
+@get(
+    "/stats/history",
+    summary="Jobs submitted and completed per second",
+    description="How many jobs were submitted and completed in each second of the last "
+    "`seconds` (oldest first, the last ending at `end`), from the counters of `/stats` sampled "
+    "by the server once a second and kept in memory: fewer entries when the server has run "
+    "for less time. With an `ETag`: `If-None-Match` naming it is answered 304.",
+    responses={**_polled(StatsHistory, "The history"), **_problems(400)},
+    tags=["queue"],
+)
+async def stats_history(
+    request: Request[Any, Any, Any],
+    queue: NamedDependency[Queue],
+    seconds: Annotated[
+        int,
+        QueryParameter(
+            ge=1, le=HISTORY_SECONDS, description="How many of the last seconds to answer."
+        ),
+    ] = HISTORY_SECONDS,
+) -> Response[bytes]:
+    return conditional(request, queue.history(seconds))
 
 
 @get(HEALTH_PATH, summary="Liveness", tags=["queue"])
@@ -624,6 +665,7 @@ ROUTES = [
     get_job,
     list_jobs,
     stats,
+    stats_history,
     health,
 ]
 

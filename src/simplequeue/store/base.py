@@ -46,6 +46,7 @@ __all__ = [
     "Store",
     "StoreUnusable",
     "Tombstone",
+    "Totals",
     "UnknownCursor",
     "WorkStore",
     "decide",
@@ -159,6 +160,16 @@ def fingerprint(description: str | None, data: bytes | None) -> tuple[str | None
         None if description is None else digest(description.encode()),
         None if data is None else digest(canonical(data)),
     )
+
+
+class Totals(NamedTuple):
+    """The store's cumulative counters (``Stats.submitted_ever``, ``completed_ever``): jobs
+    ever added, and times a job entered ``succeeded`` or ``failed``. Kept in the transaction of
+    every change, shared by every process on the store, never lowered (retention deletes jobs,
+    not counts); the server's rate history is sampled from them."""
+
+    submitted: int
+    completed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,8 +342,11 @@ class ReadStore(Protocol):
         that names no job."""
 
     async def stats(self, now: datetime) -> Stats:
-        """The count of jobs per state, in all and per queue, and each queue's oldest due job's
-        age at ``now``, without scanning the jobs."""
+        """The count of jobs per state, in all and per queue, each queue's oldest due job's age
+        at ``now``, and the `Totals`, without scanning the jobs."""
+
+    async def totals(self) -> Totals:
+        """The cumulative counters alone: one small read, for the once-a-second sample."""
 
 
 class Store(WorkStore, ReadStore, Protocol):

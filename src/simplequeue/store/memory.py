@@ -31,6 +31,7 @@ from simplequeue.store.base import (
     Outcome,
     Selection,
     Tombstone,
+    Totals,
     UnknownCursor,
     decide,
     fingerprint,
@@ -53,6 +54,8 @@ class MemoryStore:
         self._last_seq = 0
         self._tombstones: dict[str, Tombstone] = {}
         self._max_attempts_sent: dict[str, int] = {}
+        self._submitted_ever = 0
+        self._completed_ever = 0
 
     async def open(self) -> None:
         pass
@@ -92,6 +95,7 @@ class MemoryStore:
         self._max_attempts_sent[job.job_id] = job.max_attempts
         self._last_seq += 1
         self._seq[job.job_id] = self._last_seq
+        self._submitted_ever += 1
         return stored, True
 
     async def claim(
@@ -179,6 +183,7 @@ class MemoryStore:
         # The lease that finished it stays, so that its repeats are recognised; none stays
         # after a finish without a lease or an expiry, so that a late worker is refused.
         self._lease[job_id] = (lease_id if keep_lease else None, length)
+        self._completed_ever += state.finished
         job = self._replace(
             job,
             state=state,
@@ -261,6 +266,7 @@ class MemoryStore:
             if move.error is not None:
                 entry = AttemptError(attempt=job.attempts, at=now, error=move.error)
                 errors = kept(errors, entry)
+            self._completed_ever += 1
             return self._replace(
                 job,
                 state=JobState.FAILED,
@@ -385,4 +391,9 @@ class MemoryStore:
             failed=counts[JobState.FAILED],
             total=len(self._jobs),
             queues=queues,
+            submitted_ever=self._submitted_ever,
+            completed_ever=self._completed_ever,
         )
+
+    async def totals(self) -> Totals:
+        return Totals(self._submitted_ever, self._completed_ever)

@@ -61,6 +61,7 @@ from simplequeue.store.base import (
     Selection,
     StoreUnusable,
     Tombstone,
+    Totals,
     UnknownCursor,
     decide,
     fingerprint,
@@ -1110,14 +1111,23 @@ class SqliteStore:
                     for queue, counts in per_queue.items()
                     if counts[JobState.SUBMITTED]
                 }
+                totals = Totals(*conn.execute(Q["totals"]).fetchone())
             finally:
                 conn.execute("COMMIT")
-            return _stats(per_queue, oldest, now)
+            return _stats(per_queue, oldest, totals, now)
 
         return await self._read(work)
 
+    async def totals(self) -> Totals:
+        def read(conn: sqlite3.Connection) -> Totals:
+            return Totals(*conn.execute(Q["totals"]).fetchone())
 
-def _stats(per_queue: dict[str, dict[str, int]], oldest: dict[str, str], now: datetime) -> Stats:
+        return await self._read(read)
+
+
+def _stats(
+    per_queue: dict[str, dict[str, int]], oldest: dict[str, str], totals: Totals, now: datetime
+) -> Stats:
     def age(queue: str) -> float | None:
         due = _datetime(oldest.get(queue))
         return None if due is None or due > now else (now - due).total_seconds()
@@ -1126,5 +1136,11 @@ def _stats(per_queue: dict[str, dict[str, int]], oldest: dict[str, str], now: da
         name: QueueStats(**counts, oldest_due_age_seconds=age(name))
         for name, counts in sorted(per_queue.items())
     }
-    totals = {state: sum(q[state] for q in per_queue.values()) for state in JobState}
-    return Stats(**totals, total=sum(totals.values()), queues=queues)
+    in_state = {state: sum(q[state] for q in per_queue.values()) for state in JobState}
+    return Stats(
+        **in_state,
+        total=sum(in_state.values()),
+        queues=queues,
+        submitted_ever=totals.submitted,
+        completed_ever=totals.completed,
+    )

@@ -81,6 +81,18 @@ CREATE TABLE queue_counts (
     PRIMARY KEY (queue, state)
 ) WITHOUT ROWID;
 INSERT INTO queue_counts (queue, state, n) SELECT queue, state, count(*) FROM jobs GROUP BY 1, 2;
+-- The cumulative counters (jobs ever added; times a job became succeeded or failed) are the
+-- counts above plus what left them, in one row: jobs deleted (retention), and how many of them
+-- were finished; finished jobs sent back to submitted (an operator's retry). Those are the rare
+-- moves, so the hot paths (a submit, a completion) write nothing more than the counts. A file
+-- from an earlier release starts from its rows: a finished job has completed once.
+CREATE TABLE totals (
+    one               INTEGER PRIMARY KEY CHECK (one = 1),
+    deleted           INTEGER NOT NULL,
+    deleted_finished  INTEGER NOT NULL,
+    reopened          INTEGER NOT NULL
+);
+INSERT INTO totals (one, deleted, deleted_finished, reopened) VALUES (1, 0, 0, 0);
 DROP TRIGGER jobs_counted_on_insert;
 DROP TRIGGER jobs_counted_on_update;
 DROP TABLE job_counts;
@@ -94,8 +106,14 @@ WHEN OLD.state <> NEW.state BEGIN
     INSERT INTO queue_counts (queue, state, n) VALUES (NEW.queue, NEW.state, 1)
     ON CONFLICT (queue, state) DO UPDATE SET n = n + 1;
 END;
+CREATE TRIGGER jobs_reopened AFTER UPDATE OF state ON jobs
+WHEN OLD.state IN ('succeeded', 'failed') AND NEW.state NOT IN ('succeeded', 'failed') BEGIN
+    UPDATE totals SET reopened = reopened + 1;
+END;
 CREATE TRIGGER jobs_counted_on_delete AFTER DELETE ON jobs BEGIN
     UPDATE queue_counts SET n = n - 1 WHERE queue = OLD.queue AND state = OLD.state;
+    UPDATE totals SET deleted = deleted + 1,
+        deleted_finished = deleted_finished + (OLD.state IN ('succeeded', 'failed'));
 END;
 -- What retention leaves of a deleted job: its id stays "added once" (CONTRACT §9).
 CREATE TABLE tombstones (
@@ -380,6 +398,13 @@ ORDER BY seq DESC LIMIT :limit;
 
 -- name: stats
 SELECT queue, state, n FROM queue_counts WHERE n > 0 ORDER BY queue;
+
+-- The cumulative counters: jobs ever added, and times a job became succeeded or failed.
+-- name: totals
+SELECT (SELECT coalesce(sum(n), 0) FROM queue_counts) + deleted,
+       (SELECT coalesce(sum(n), 0) FROM queue_counts WHERE state IN ('succeeded', 'failed'))
+       + deleted_finished + reopened
+FROM totals;
 
 -- name: oldest_due
 SELECT min(run_at) FROM jobs INDEXED BY jobs_due WHERE state = 'submitted' AND queue = :queue;
