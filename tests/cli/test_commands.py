@@ -177,7 +177,15 @@ def test_stats(sq: Run, client: Client) -> None:
     client.next()
     counts = json.loads(sq("stats", "--json").stdout)
     queues = counts.pop("queues")
-    assert counts == {"submitted": 1, "running": 1, "succeeded": 0, "failed": 0, "total": 2}
+    assert counts == {
+        "submitted": 1,
+        "running": 1,
+        "succeeded": 0,
+        "failed": 0,
+        "total": 2,
+        "submittedEver": 2,
+        "completedEver": 0,
+    }
     assert list(queues) == ["default"]
     human = sq("stats").stdout.split()
     assert human[human.index("running") + 1] == "1"

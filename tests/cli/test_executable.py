@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from simplequeue import Client
 from tests.servers import ServerProcess, free_port
 
 SQ = str(Path(sys.executable).with_name("sq"))
@@ -17,11 +19,13 @@ SQ = str(Path(sys.executable).with_name("sq"))
 pytestmark = pytest.mark.slow
 
 
-def sq(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def sq(
+    url: str, *args: str, stdin: str | None = None, columns: int = 120
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SIMPLEQUEUE_URL"}
     return subprocess.run(
         [SQ, *args], check=False, input=stdin, capture_output=True, text=True, timeout=60,
-        env={**env, "SIMPLEQUEUE_URL": url, "COLUMNS": "120"},
+        env={**env, "SIMPLEQUEUE_URL": url, "COLUMNS": str(columns)},
     )  # fmt: skip
 
 
@@ -62,7 +66,15 @@ def test_a_worker_loop_in_the_shell(server: ServerProcess) -> None:
             "oldestDueAgeSeconds": None,
         }
     }
-    assert stats == {"submitted": 0, "running": 0, "succeeded": 3, "failed": 0, "total": 3}
+    assert stats == {
+        "submitted": 0,
+        "running": 0,
+        "succeeded": 3,
+        "failed": 0,
+        "total": 3,
+        "submittedEver": 3,
+        "completedEver": 3,
+    }
     listed = json.loads(sq(server.url, "list", "--json").stdout)
     assert [(j["jobId"], j["state"], j["data"]) for j in listed] == [
         (f"job/{i}", "succeeded", {"n": i}) for i in range(3)
@@ -86,19 +98,46 @@ def test_refusals_are_one_line_with_exit_1(server: ServerProcess) -> None:
 
 def test_usage_errors_are_one_line_with_exit_2(server: ServerProcess) -> None:
     for args, start in [
-        (["list", "--limit", "0"], "sq: error: Invalid value for '--limit'"),
-        (["list", "--state", "sleeping"], "sq: error: Invalid value for '--state'"),
-        (["complete", "x", "done"], "sq: error: Invalid value for 'status'"),
-        (["get"], "sq: error: Missing argument 'ID'"),
+        (["list", "--limit", "0"], "sq: error: --limit must be a whole number from 1 to 1,000"),
+        (["list", "--state", "sleeping"], "sq: error: --state must be submitted, running,"),
+        (["complete", "x", "done"], "sq: error: STATUS must be succeeded or failed"),
+        (["complete", "x"], "sq: error: missing STATUS: succeeded or failed"),
+        (["get"], "sq: error: missing ID"),
+        (["get", "a\tb"], "sq: error: ID: 'a\\tb' holds a control character (\\t)"),
+        (["cancel", "--prefix", "a\tb"], "sq: error: --prefix: 'a\\tb' holds a control"),
         (["submit", "--nope"], "sq: error: No such option: --nope"),
         (["submit", "--data", "[1]"], "sq: error: --data must be a JSON object"),
-        (["submit", "--at", "2030-01-01T00:00"], "sq: error: Invalid value for '--at': "),
+        (["submit", "--at", "2030-01-01T00:00"], "sq: error: --at: "),
         (["submit", "--delay", "1m", "--at", "2030-01-01T00:00Z"], "sq: error: give --delay"),
-        (["next", "--queue", "a b"], "sq: error: Invalid value for '--queue': 'a b' is not"),
+        (["next", "--queue", "a b"], "sq: error: --queue: 'a b' is not"),
         (["cancel"], "sq: error: name the jobs to cancel: ids, or --state, --queue, --prefix;"),
         (["retry", "x", "--all"], "sq: error: give job ids or filters"),
     ]:
         assert_one_error_line(sq(server.url, *args), 2, start)
+
+
+def test_list_piped_at_80_columns_keeps_ids_whole_and_states_uncut(server: ServerProcess) -> None:
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    with Client(server.url) as client:
+        for i, job_id in enumerate(ids):
+            queue = "invoices-eu-west-1" if i % 2 else "emails"
+            client.submit(job_id, "send the monthly invoice to the customer " * 3, queue=queue)
+        client.next(queues=["emails"])
+    done = sq(server.url, "list", columns=80)  # a pipe: not a terminal
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), done.stdout
+    rows = [line.split() for line in lines[2:]]
+    assert [row[:2] for row in rows] == [
+        [ids[0], "running"],
+        *([job_id, "submitted"] for job_id in ids[1:]),
+    ]
+
+    # An id longer than the line: its row runs past 80 columns rather than cut or fold it.
+    long_id = "reports/2026/quarterly-summary-for-the-board-of-directors-and-the-investors-v2"
+    assert sq(server.url, "submit", "--id", long_id, "--json").returncode == 0
+    done = sq(server.url, "list", "--prefix", "reports/", columns=80)
+    assert done.stdout.splitlines()[2].split()[:2] == [long_id, "submitted"]
 
 
 def test_an_unreachable_server_is_one_line_with_exit_4() -> None:

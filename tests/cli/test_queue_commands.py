@@ -64,11 +64,11 @@ def test_serve_reads_retention_durations(served: list[Settings]) -> None:
     [
         (
             ["--keep-succeeded", "1w"],
-            "sq: error: Invalid value for '--keep-succeeded': '1w' is not a duration: give a "
+            "sq: error: --keep-succeeded: '1w' is not a duration: give a "
             "number of seconds, or one with a unit (90s, 15m, 12h, 7d)",
         ),
-        (["--keep-failed", "-1"], "sq: error: Invalid value for '--keep-failed': '-1' is not"),
-        (["--keep-failed", "99999d"], "Invalid value for '--keep-failed': '99999d' is longer"),
+        (["--keep-failed", "-1"], "sq: error: --keep-failed: '-1' is not"),
+        (["--keep-failed", "99999d"], "--keep-failed: '99999d' is longer"),
     ],
 )
 def test_serve_refuses_a_bad_duration_in_one_line(
@@ -110,24 +110,23 @@ def test_submit_at_a_moment_with_its_zone(sq: Run, client: Client) -> None:
     [
         (
             ["--at", "2030-05-01T09:00:00"],
-            "sq: error: Invalid value for '--at': '2030-05-01T09:00:00' names no time zone: "
+            "sq: error: --at: '2030-05-01T09:00:00' names no time zone: "
             "add Z (UTC) or an offset such as +02:00",
         ),
-        (["--at", "soon"], "Invalid value for '--at': 'soon' is not a timestamp"),
+        (["--at", "soon"], "--at: 'soon' is not a timestamp"),
         (
             ["--delay", "1m", "--at", "2030-05-01T09:00:00Z"],
             "sq: error: give --delay or --at, not both",
         ),
-        (["--delay", "366d"], "Invalid value for '--delay': '366d' is longer than 365d"),
-        (["--delay", "soon"], "Invalid value for '--delay': 'soon' is not a duration"),
+        (["--delay", "366d"], "--delay: '366d' is longer than 365d"),
+        (["--delay", "soon"], "--delay: 'soon' is not a duration"),
         (
             ["--queue", "no spaces"],
-            "Invalid value for '--queue': 'no spaces' is not a queue name: 1-64 characters "
-            "from A-Z a-z 0-9 . _ : -",
+            "--queue: 'no spaces' is not a queue name: 1-64 characters from A-Z a-z 0-9 . _ : -",
         ),
         (["--queue", "q" * 65], "is not a queue name"),
-        (["--priority", "101"], "Invalid value for '--priority'"),
-        (["--priority", "-101"], "Invalid value for '--priority'"),
+        (["--priority", "101"], "sq: error: --priority must be a whole number from -100 to 100"),
+        (["--priority", "x"], "sq: error: --priority must be a whole number from -100 to 100"),
         (["--from", "-", "--id", "x"], "sq: error: --from takes every job from its lines"),
     ],
 )
@@ -259,7 +258,7 @@ def test_list_refuses_a_bad_queue_name_before_sending(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], client: Client
 ) -> None:
     message = main(monkeypatch, capsys, "list", "--queue", "emails", "--queue", "a/b")
-    assert message.startswith("sq: error: Invalid value for '--queue': 'a/b' is not a queue name")
+    assert message.startswith("sq: error: --queue: 'a/b' is not a queue name")
 
 
 def test_stats_has_a_line_per_queue(sq: Run, client: Client) -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rich.console import Console, RenderableType
 
+from simplequeue.cli.rates import rate, sparkline
 from simplequeue.cli.render import (
     Snapshot,
     age,
@@ -26,9 +29,10 @@ from simplequeue.models import AttemptError, Job, JobState, QueueStats, Stats
 NOW = datetime(2026, 3, 4, 12, 0, 0, tzinfo=UTC)
 
 
-def text(renderable: RenderableType, width: int = 100) -> str:
+def text(renderable: RenderableType, width: int = 100, *, crop: bool = True) -> str:
+    """As printed at ``width``; ``crop=False`` as `sq list` prints (a line may run past)."""
     console = Console(record=True, width=width, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(renderable)
+    console.print(renderable, crop=crop)
     console.file.close()
     return console.export_text()
 
@@ -102,30 +106,116 @@ def test_stats_table() -> None:
                     ["total", "57"]]  # fmt: skip
 
 
-def test_the_dashboard_shows_counts_rate_and_recent_jobs() -> None:
+QUEUES = Stats(
+    submitted=1205,
+    running=8,
+    succeeded=1_332_778,
+    failed=12,
+    total=1_334_003,
+    queues={
+        "emails": QueueStats(
+            submitted=1200, running=4, succeeded=50_000, failed=2, oldest_due_age_seconds=3.24
+        ),
+        "sms": QueueStats(
+            submitted=4, running=4, succeeded=48_211, failed=10, oldest_due_age_seconds=None
+        ),
+        "reports-for-the-board": QueueStats(
+            submitted=1, running=0, succeeded=1_234_567, failed=0, oldest_due_age_seconds=245
+        ),
+    },
+)
+
+
+def frame_rows(frame: str) -> list[list[str]]:
+    """The words of each line inside the frame's border."""
+    return [line.strip(" │").split() for line in frame.splitlines() if line.startswith("│")]
+
+
+def row_of(frame: str, first: str) -> list[str]:
+    return next(row[1:] for row in frame_rows(frame) if row and row[0] == first)
+
+
+def test_the_dashboard_shows_rates_queues_and_the_latest_jobs() -> None:
     frame = text(
         dashboard(
             Snapshot(
                 url="http://127.0.0.1:8000",
                 now=NOW,
-                stats=STATS,
+                stats=QUEUES,
                 jobs=[
                     job("newest", JobState.SUBMITTED, 0, "resize"),
                     job("older", JobState.RUNNING, 7),
                 ],
-                completed_per_second=2.5,
-            )
+                submitted=[0.0] * 55 + [1200.0, 0.0, 3.0, 1.0, 1.0],
+                completed=[2.5] * 10,
+            ),
+            utc=True,
         )
     )
     assert "simplequeue · http://127.0.0.1:8000" in frame
     assert "12:00:00 UTC" in frame
-    counts = frame.split()
-    for label, value in [("submitted", "12"), ("running", "3"), ("succeeded", "40"),
-                         ("failed", "2"), ("total", "57"), ("completed/s", "2.5")]:  # fmt: skip
-        assert counts[counts.index(label) + 1] == value, label
+    assert row_of(frame, "submitted/s")[0] == "241"  # the last 5 s: 1,205 / 5
+    assert row_of(frame, "completed/s")[0] == "2.5"
+    assert row_of(frame, "emails") == ["1,200", "4", "50,000", "2", "3.2s"]
+    assert row_of(frame, "sms") == ["4", "4", "48,211", "10", "-"]
+    assert row_of(frame, "reports-for-the-board") == ["1", "0", "1,234,567", "0", "4m", "05s"]
+    assert row_of(frame, "total") == ["1,205", "8", "1,332,778", "12"]
     assert frame.index("newest") < frame.index("older")
     assert "resize" in frame
     assert "retrying" not in frame
+
+
+def test_one_queue_has_no_total_line() -> None:
+    one = Stats(
+        submitted=1,
+        running=0,
+        succeeded=0,
+        failed=0,
+        total=1,
+        queues={
+            "default": QueueStats(
+                submitted=1, running=0, succeeded=0, failed=0, oldest_due_age_seconds=1.0
+            )
+        },
+    )
+    frame = text(dashboard(Snapshot(url="u", now=NOW, stats=one)))
+    assert row_of(frame, "default") == ["1", "0", "0", "0", "1.0s"]
+    assert not any(row[:1] == ["total"] for row in frame_rows(frame))
+
+
+def test_the_clock_is_local_unless_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "XYZ-5:30")  # POSIX: 5h30 east of UTC, no tzdata needed
+    time.tzset()
+    try:
+        snapshot = Snapshot(url="u", now=NOW)
+        assert "17:30:00 XYZ · q or Ctrl-C to quit" in text(dashboard(snapshot))
+        assert "12:00:00 UTC · q or Ctrl-C to quit" in text(dashboard(snapshot, utc=True))
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_the_dashboard_fits_its_width_keeping_ids_and_states(width: int) -> None:
+    ids = [str(uuid.UUID(int=i * 7919 + 1)) for i in range(4)]
+    states = [JobState.SUBMITTED, JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED]
+    jobs = [
+        job(job_id, state, i, "send the monthly invoice to the customer " * 2, queue="emails")
+        for i, (job_id, state) in enumerate(zip(ids, states, strict=True))
+    ]
+    frame = text(
+        dashboard(
+            Snapshot(url="u", now=NOW, stats=QUEUES, jobs=jobs, submitted=[1.0] * 60),
+        ),
+        width=width,
+    )
+    lines = frame.splitlines()
+    assert all(len(line) == width for line in lines if line.strip()), frame
+    for job_id, state in zip(ids, states, strict=True):
+        assert any(job_id in line and state.value in line.split() for line in lines), frame
+    assert ("send the monthly invoice" in frame) == (width >= 120)  # the first to give way
+    header = next(row for row in frame_rows(frame) if row[:2] == ["id", "state"])
+    assert "queue" in header
 
 
 def test_the_dashboard_says_when_the_server_is_unreachable() -> None:
@@ -135,9 +225,36 @@ def test_the_dashboard_says_when_the_server_is_unreachable() -> None:
         )
     )
     assert "cannot reach the server at http://x:1 (retrying)" in frame
-    words = frame.split()
-    assert words[words.index("submitted") + 1] == "?"
-    assert words[words.index("completed/s") + 1] == "-"
+    assert row_of(frame, "submitted/s")[0] == "-"
+    assert row_of(frame, "completed/s")[0] == "-"
+
+
+@pytest.mark.parametrize(
+    ("per_second", "shown"),
+    [
+        ([], "-"),
+        ([0.0], "0.0"),
+        ([1.0, 2.0], "1.5"),
+        ([9.94], "9.9"),
+        ([10.4], "10"),
+        ([5.0] * 4 + [12_345.0], "2,473"),
+    ],
+)
+def test_a_rate_is_the_mean_of_the_last_five_seconds(per_second: list[float], shown: str) -> None:
+    assert rate([100.0] * 3 + per_second if len(per_second) >= 5 else per_second) == shown
+
+
+def test_a_sparkline_shows_the_last_minute_newest_on_the_right() -> None:
+    assert sparkline([], 60, 0).plain == " " * 60  # nothing known yet
+    idle = sparkline([0.0] * 60, 60, 0).plain
+    assert idle == "▁" * 60
+    burst = sparkline([0.0] * 59 + [8.0], 60, 8.0).plain
+    assert burst == "▁" * 59 + "█"
+    young = sparkline([2.0, 8.0], 60, 8.0).plain  # a server up for two seconds
+    assert young == " " * 58 + "▃█"  # a quarter of the peak: 2 of 7 levels above idle
+    halves = sparkline([0.0] * 30 + [8.0] * 30, 2, 8.0).plain  # two cells: 30 s each
+    assert halves == "▁█"
+    assert len(sparkline([1.0] * 500, 30, 1.0).plain) == 30
 
 
 def test_an_empty_queue_says_so() -> None:
@@ -291,15 +408,38 @@ def test_a_list_shows_priority_and_due_columns_only_when_a_job_needs_them() -> N
     ]
 
 
-def test_a_long_id_is_never_cut_with_every_column_shown() -> None:
-    long_id = "invoice-" + "0123456789" * 7
+def test_a_list_keeps_every_id_whole_and_gives_up_the_description_first() -> None:
+    ids = [str(uuid.UUID(int=i + 1)) for i in range(3)]
+    jobs = [job(i, JobState.SUCCEEDED, 1, "a long description " * 5, queue="emails") for i in ids]
+    wide = text(jobs_table(jobs, NOW), width=120)
+    assert wide.split()[:6] == ["id", "state", "queue", "description", "attempts", "age"]
+    narrow = text(jobs_table(jobs, NOW), width=60)
+    assert narrow.split()[:3] == ["id", "state", "queue"]
+    for shown, width in [(wide, 120), (narrow, 60)]:
+        lines = shown.splitlines()
+        assert all(len(line) <= width for line in lines)
+        assert [row.split()[:2] for row in lines[2:]] == [[i, "succeeded"] for i in ids]
+
+
+def test_an_id_wider_than_the_table_is_never_cut_in_a_list_and_folded_in_a_frame() -> None:
+    long_id = "invoice-" + "0123456789" * 8
     waiting = job(long_id, JobState.SUBMITTED, 1, "a description " * 10, priority=3)
     waiting.run_at = NOW + timedelta(days=2)
     waiting.queue = "q" * 64
-    shown = text(jobs_table([waiting], NOW), width=80)
-    lines = [line for line in shown.splitlines() if line.strip()][2:]
-    assert "".join(line.split()[0] for line in lines) == long_id
-    assert all(len(line) <= 80 for line in shown.splitlines())
+    listed = text(jobs_table([waiting], NOW), width=80, crop=False).splitlines()
+    assert listed[2].split()[:2] == [long_id, "submitted"]  # one line, wider than 80
+    framed = text(jobs_table([waiting], NOW, fold=True), width=80).splitlines()
+    assert all(len(line) <= 80 for line in framed)
+    assert "".join(line.split()[0] for line in framed[2:]) == long_id
+    assert framed[2].split()[1] == "submitted"
+
+
+def test_priorities_and_counts_have_thousands_separators() -> None:
+    big = Stats(submitted=1_234_567, running=0, succeeded=12_000, failed=0, total=1_246_567)
+    assert text(stats_table(big)).splitlines()[0].split() == [
+        "submitted",
+        "1,234,567",
+    ]
 
 
 def test_the_queues_table_has_a_row_per_queue_with_its_oldest_due_age() -> None:
@@ -321,4 +461,6 @@ def test_the_queues_table_has_a_row_per_queue_with_its_oldest_due_age() -> None:
     rows = body_rows(text(queues_table(stats)))
     assert rows == [["emails", "3", "0", "0", "1", "3.2s"], ["sms", "0", "1", "0", "0", "-"]]
     header = text(queues_table(stats)).split()
-    assert header[:7] == ["queue", "submitted", "running", "succeeded", "failed", "oldest", "due"]
+    assert header[:6] == ["queue", "submitted", "running", "succeeded", "failed", "latency"]
+    totals = body_rows(text(queues_table(stats, totals=True)))
+    assert totals[-1] == ["total", "3", "1", "0", "1"]

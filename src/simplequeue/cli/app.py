@@ -32,15 +32,16 @@ import msgspec
 import typer
 from rich.console import Console, RenderableType
 
-from simplequeue.cli import render
+from simplequeue.cli import render, usage
 from simplequeue.client import DEFAULT_URL, Client
 from simplequeue.client.base import TIMEOUT, URL_ENV
 from simplequeue.errors import ConnectionFailed, LeaseLost, RequestError, SimpleQueueError
 from simplequeue.inert import inert_json, one_line
 from simplequeue.models import Job
 
-app = typer.Typer(
+app = usage.Typer(
     name="sq",
+    cls=usage.Group,
     help="simplequeue: submit jobs, take the next one, complete it, watch it all live.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -81,12 +82,14 @@ def main_options(
     ctx: typer.Context,
     url: Annotated[
         str,
-        typer.Option(envvar=URL_ENV, help="The simplequeue server to talk to."),
+        typer.Option(envvar=URL_ENV, metavar="URL", help="The simplequeue server to talk to."),
     ] = DEFAULT_URL,
     timeout: Annotated[
         float,
         typer.Option(
-            min=0.1, help="Give up on a command after this many seconds, retries included."
+            min=0.1,
+            metavar="SECONDS",
+            help="Give up on a command after this many seconds, retries included.",
         ),
     ] = DEADLINE,
 ) -> None:
@@ -145,12 +148,13 @@ def wire(answer: object) -> Any:
     return plain
 
 
-def show(answer: object, as_json: bool, human: RenderableType) -> None:
-    """``answer`` as the API's JSON (``--json``), or else ``human`` for a person."""
+def show(answer: object, as_json: bool, human: RenderableType, *, crop: bool = True) -> None:
+    """``answer`` as the API's JSON (``--json``), or else ``human`` for a person. ``crop=False``
+    for a table that may be wider than the terminal rather than cut an id (`sq list`)."""
     if as_json:
         print_json(wire(answer))
     else:
-        Console().print(human)
+        Console().print(human, crop=crop)
 
 
 def show_job(job: Job, as_json: bool) -> None:
@@ -166,7 +170,8 @@ def now() -> datetime:
 
 
 def main() -> None:
-    """The `sq` entry point: click's usage errors, too, become one line on stderr."""
+    """The `sq` entry point: click's usage errors, too, become one line on stderr, one sentence
+    (`usage.one_line`)."""
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:
@@ -174,7 +179,7 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)  # set on usage errors: the command to ask for --help
         where = f" (see '{ctx.command_path} --help')" if ctx else ""
-        typer.echo(f"sq: error: {one_line(exc.format_message())}{where}", err=True)
+        typer.echo(f"sq: error: {one_line(usage.one_line(exc))}{where}", err=True)
         sys.exit(exc.exit_code)
     except typer.Abort:
         sys.exit(130)

@@ -15,7 +15,7 @@ from rich.console import Group
 
 from simplequeue.cli import ndjson, options, render
 from simplequeue.cli.app import Exit, app, connected, fail, now, print_json, show, show_job, wire
-from simplequeue.cli.options import JsonOption, LeaseOption, QueuesOption
+from simplequeue.cli.options import JsonOption, LeaseOption, PrefixOption, QueuesOption
 from simplequeue.client import BatchResult, Order
 from simplequeue.inert import one_line
 from simplequeue.models import (
@@ -37,17 +37,28 @@ from simplequeue.models import (
 def submit(
     ctx: typer.Context,
     job_id: Annotated[
-        str | None, typer.Option("--id", help="The job's id (default: a new UUID).")
+        str | None,
+        typer.Option(
+            "--id",
+            parser=options.job_id,
+            metavar="ID",
+            help="The job's id (default: a new UUID).",
+        ),
     ] = None,
-    description: Annotated[str | None, typer.Option(help="Human-readable text.")] = None,
+    description: Annotated[
+        str | None, typer.Option(metavar="TEXT", help="Human-readable text.")
+    ] = None,
     data: Annotated[
         str | None,
-        typer.Option(help="A JSON object: inline, @FILE, or - to read standard input."),
+        typer.Option(
+            metavar="JSON", help="A JSON object: inline, @FILE, or - to read standard input."
+        ),
     ] = None,
     max_attempts: Annotated[
         int | None,
         typer.Option(
             min=1,
+            metavar="N",
             max=MAX_ATTEMPTS,
             help="How many times it may be handed out (default: the server's --max-attempts).",
         ),
@@ -66,6 +77,7 @@ def submit(
         typer.Option(
             min=MIN_PRIORITY,
             max=MAX_PRIORITY,
+            metavar="N",
             help="Higher is handed out first, among jobs that are due (default: 0).",
         ),
     ] = None,
@@ -99,9 +111,11 @@ def submit(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Submit a job, or many with --from. The same id with the same content again changes
-    nothing (the first --delay or --at stands). With --from: one summary line; each refused
-    job is a line on stderr naming its line, and the exit code is 1.
+    """Submit a job, or many with --from.
+
+    The same id with the same content again changes nothing (the first --delay or --at
+    stands). With --from: one summary line; each refused job is a line on stderr naming its
+    line, and the exit code is 1.
 
     Example: sq submit --id invoice-42 --description "send invoice" --data '{"amount": 12}'
 
@@ -198,15 +212,17 @@ def next_(
         typer.Option(
             min=1,
             max=MAX_CLAIM_COUNT,
+            metavar="N",
             help="Take up to this many jobs at once, each under its own lease (--json: an array).",
         ),
     ] = None,
     queue: QueuesOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Take the next job (it becomes running, under a lease): the highest priority among the
-    jobs that are due, then the longest due, then the first submitted. Exit code 3 when none
-    came.
+    """Take the next job: it becomes running, under a lease.
+
+    The highest priority among the jobs that are due, then the longest due, then the first
+    submitted. Exit code 3 when none came.
 
     The job's lease id (shown, and in --json as leaseId) is what `sq heartbeat` and
     `sq complete --lease` name.
@@ -233,7 +249,9 @@ def next_(
 @app.command()
 def heartbeat(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The running job's id.")],
+    job_id: Annotated[
+        str, typer.Argument(parser=options.job_id, metavar="ID", help="The running job's id.")
+    ],
     lease_id: Annotated[
         str, typer.Option("--lease", metavar="LEASE_ID", help="The lease `sq next` gave.")
     ],
@@ -242,12 +260,15 @@ def heartbeat(
         typer.Option(
             min=1,
             max=MAX_LEASE_SECONDS,
+            metavar="SECONDS",
             help="Renew for this long from now (default: the lease's own length).",
         ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Renew a running job's lease. Exit code 7 when the lease is lost: stop working on it.
+    """Renew a running job's lease.
+
+    Exit code 7 when the lease is lost: stop working on it.
 
     Example: sq heartbeat invoice-42 --lease "$lease_id" --lease-seconds 600
     """
@@ -259,8 +280,13 @@ def heartbeat(
 @app.command()
 def complete(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The running job's id.")],
-    status: Annotated[CompletionStatus, typer.Argument(help="How it ended.")],
+    job_id: Annotated[
+        str, typer.Argument(parser=options.job_id, metavar="ID", help="The running job's id.")
+    ],
+    status: Annotated[
+        CompletionStatus,
+        typer.Argument(metavar="STATUS", help="How it ended: succeeded or failed."),
+    ],
     lease_id: Annotated[
         str | None,
         typer.Option(
@@ -311,7 +337,9 @@ def complete(
 @app.command()
 def get(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(metavar="ID", help="The job's id.")],
+    job_id: Annotated[
+        str, typer.Argument(parser=options.job_id, metavar="ID", help="The job's id.")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """Show one job.
@@ -328,21 +356,32 @@ def list_(
     ctx: typer.Context,
     state: Annotated[
         list[JobState] | None,
-        typer.Option("--state", "-s", help="Only jobs in this state (repeatable)."),
+        typer.Option(
+            "--state",
+            "-s",
+            metavar="STATE",
+            help="Only jobs in this state: submitted, running, succeeded or failed (repeatable).",
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many jobs.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, max=1000, metavar="N", help="At most this many jobs.")
+    ] = 100,
     order: Annotated[Order, typer.Option(help="asc: oldest first; desc: newest first.")] = "asc",
     after: Annotated[
-        str | None, typer.Option(help="Only jobs submitted after this job id.")
+        str | None,
+        typer.Option(
+            parser=options.job_id, metavar="ID", help="Only jobs submitted after this job."
+        ),
     ] = None,
     before: Annotated[
         str | None,
-        typer.Option(help="Only jobs submitted before this job id (--before invoice-42)."),
+        typer.Option(
+            parser=options.job_id,
+            metavar="ID",
+            help="Only jobs submitted before this job (--before invoice-42).",
+        ),
     ] = None,
-    prefix: Annotated[
-        str | None,
-        typer.Option(help="Only jobs whose id starts with this text (--prefix invoice-)."),
-    ] = None,
+    prefix: PrefixOption = None,
     queue: QueuesOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -365,4 +404,4 @@ def list_(
     # The next page continues past the last job shown, in the direction of --order.
     cursor = "--before" if order == "desc" else "--after"
     more = f"more may follow: {cursor} {jobs[-1].job_id!r}" if len(jobs) == limit else None
-    show(jobs, as_json, render.jobs_table(jobs, now(), caption=more))
+    show(jobs, as_json, render.jobs_table(jobs, now(), caption=more), crop=False)

@@ -23,15 +23,16 @@ from simplequeue.cli.app import (
     show_job,
     wire,
 )
-from simplequeue.cli.options import JsonOption, LeaseOption, QueuesOption
+from simplequeue.cli.options import JsonOption, LeaseOption, PrefixOption, QueuesOption
 from simplequeue.inert import one_line
 from simplequeue.models import Changed, JobState
 
 
 @app.command()
 def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
-    """Count the jobs in each state: in all, then per queue with how long its oldest due job
-    has waited.
+    """Count the jobs in each state, in all and per queue.
+
+    Per queue also its latency: how long its oldest due job has waited.
 
     Example: sq stats --json | jq '.queues.emails.oldestDueAgeSeconds'
     """
@@ -45,17 +46,27 @@ def stats(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 IdsArgument = Annotated[
     list[str] | None,
-    typer.Argument(metavar="ID", show_default=False, help="The jobs' ids (or use the filters)."),
+    typer.Argument(
+        parser=options.job_id,
+        metavar="ID",
+        show_default=False,
+        help="The jobs' ids (or use the filters).",
+    ),
 ]
 FilterState = Annotated[
     JobState | None,
-    typer.Option("--state", "-s", help="Only jobs in this state.", show_default=False),
+    typer.Option(
+        "--state",
+        "-s",
+        metavar="STATE",
+        help="Only jobs in this state: submitted, running, succeeded or failed.",
+        show_default=False,
+    ),
 ]
 FilterQueue = Annotated[
     str | None,
     typer.Option(parser=options.queue_name, metavar="NAME", help="Only jobs of this queue."),
 ]
-FilterPrefix = Annotated[str | None, typer.Option(help="Only jobs whose id starts with this text.")]
 AllOption = Annotated[
     bool,
     typer.Option(
@@ -153,7 +164,7 @@ def _register(operation: Operation, help_text: str) -> None:
         job_ids: IdsArgument = None,
         state: FilterState = None,
         queue: FilterQueue = None,
-        prefix: FilterPrefix = None,
+        prefix: PrefixOption = None,
         every: AllOption = False,
         as_json: JsonOption = False,
     ) -> None:
@@ -162,10 +173,12 @@ def _register(operation: Operation, help_text: str) -> None:
 
 _register(
     Operation.CANCEL,
-    """Cancel jobs: a submitted or running job becomes failed, with the error "cancelled"; a
-    running job's worker loses its lease (`sq work` stops its command). One id: the job is
-    shown (exit code 1 if it already finished). Several ids, or filters (default: every
-    submitted and running job that matches): how many were cancelled.
+    """Cancel jobs: by id, or every job the filters match.
+
+    A submitted or running job becomes failed, with the error "cancelled"; a running job's
+    worker loses its lease (`sq work` stops its command). One id: the job is shown (exit code
+    1 if it already finished). Several ids, or filters (default: every submitted and running
+    job that matches): how many were cancelled.
 
     Example: sq cancel invoice-42
 
@@ -174,10 +187,11 @@ _register(
 )
 _register(
     Operation.RETRY,
-    """Retry failed jobs: each goes back to submitted, due now, keeping its attempts and
-    errors (one more attempt is allowed if it had used them all). One id: the job is shown
-    (exit code 1 if it is not failed). Several ids, or filters (only failed jobs): how many
-    were retried.
+    """Retry failed jobs: by id, or every failed job the filters match.
+
+    Each goes back to submitted, due now, keeping its attempts and errors (one more attempt is
+    allowed if it had used them all). One id: the job is shown (exit code 1 if it is not
+    failed). Several ids, or filters: how many were retried.
 
     Example: sq retry invoice-42
 
@@ -189,14 +203,24 @@ _register(
 @app.command()
 def watch(
     ctx: typer.Context,
-    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between refreshes.")] = 1.0,
-    jobs: Annotated[int, typer.Option(min=1, max=1000, help="How many recent jobs to show.")] = 10,
+    interval: Annotated[
+        float, typer.Option(min=0.1, metavar="SECONDS", help="Seconds between refreshes.")
+    ] = 1.0,
+    jobs: Annotated[
+        int,
+        typer.Option(min=1, max=1000, metavar="N", help="How many of the latest jobs to show."),
+    ] = 10,
+    utc: Annotated[
+        bool, typer.Option("--utc", help="Show the time in UTC (default: local time).")
+    ] = False,
 ) -> None:
-    """A live dashboard: counts per state, completions per second, the most recent jobs.
+    """A live dashboard: rates, a line per queue, the latest jobs.
 
-    Keeps retrying while the server is unreachable. Press q or Ctrl-C to leave.
+    Jobs submitted and completed per second with a sparkline of the last minute; per queue its
+    jobs in each state and its latency (how long its oldest due job has waited); the latest
+    jobs. Keeps retrying while the server is unreachable. Press q or Ctrl-C to leave.
 
-    Example: sq --url http://127.0.0.1:8000 watch --jobs 20
+    Example: sq --url http://127.0.0.1:8000 watch --jobs 20 --utc
     """
     from simplequeue.cli.watch import watch as run
 
@@ -204,7 +228,7 @@ def watch(
     client = open_client(ctx, retries=0)
     try:
         with client:
-            run(client, interval=interval, rows=jobs, console=Console())
+            run(client, interval=interval, rows=jobs, console=Console(), utc=utc)
     except KeyboardInterrupt:
         pass
 
@@ -227,12 +251,13 @@ def work(
         ),
     ],
     concurrency: Annotated[
-        int, typer.Option(min=1, help="How many jobs (commands) to run at once.")
+        int, typer.Option(min=1, metavar="N", help="How many jobs (commands) to run at once.")
     ] = 1,
     prefetch: Annotated[
         int,
         typer.Option(
             min=0,
+            metavar="N",
             help="Hold this many jobs more than are running, so a command that ends finds the "
             "next at hand; each waits for a free slot, and for its lease if sq work dies.",
         ),
@@ -240,13 +265,14 @@ def work(
     lease: LeaseOption = None,
     queue: QueuesOption = None,
 ) -> None:
-    """Be a worker: run COMMAND for each job, complete the job by how it ended.
+    """Be a worker: run COMMAND once per job.
 
-    Exit 0: succeeded, with stdout as the result if it is JSON. Anything else: failed, retried
-    while attempts remain, with the end of stderr as the error. The lease is renewed while the
-    command runs; if it is lost (the job was cancelled, or taken back), the command gets
-    SIGTERM, then SIGKILL if it is still running a few seconds later. Ctrl-C or SIGTERM: take
-    no more jobs, let the running commands finish (press Ctrl-C again to send them SIGTERM).
+    The job is completed by how the command ended. Exit 0: succeeded, with stdout as the
+    result if it is JSON. Anything else: failed, retried while attempts remain, with the end of
+    stderr as the error. The lease is renewed while the command runs; if it is lost (the job
+    was cancelled, or taken back), the command gets SIGTERM, then SIGKILL if it is still
+    running a few seconds later. Ctrl-C or SIGTERM: take no more jobs, let the running commands
+    finish (press Ctrl-C again to send them SIGTERM).
 
     Example: sq work --concurrency 4 -- ./resize.sh --quality 80
 

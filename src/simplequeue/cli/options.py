@@ -5,6 +5,7 @@ before anything is sent."""
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 
 from simplequeue.cli import durations, ndjson
 from simplequeue.cli.app import Exit, fail
+from simplequeue.inert import inert
 from simplequeue.models import (
     MAX_DELAY_SECONDS,
     MAX_LEASE_SECONDS,
@@ -54,6 +56,27 @@ def queue_name(text: str) -> str:
     return text
 
 
+# What the server refuses in an id (models.JobId): checked here too, so that the line says so
+# rather than quoting the schema's pattern (which is what the server answers for `--prefix`).
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def id_prefix(text: str) -> str:
+    """``--prefix``, the start of a job id: one with a control character matches none."""
+    found = _CONTROL_CHARACTER.search(text)
+    if found is not None:
+        raise typer.BadParameter(
+            f"{text!r} holds a control character ({inert(found.group())}), which no job id may"
+        )
+    return text
+
+
+def job_id(text: str) -> str:
+    if not text:
+        raise typer.BadParameter("a job id is at least one character")
+    return id_prefix(text)
+
+
 def queues(names: list[str] | None) -> list[str] | None:
     """Repeated ``--queue`` values, at most as many as one request may name (``None``: every
     queue)."""
@@ -69,6 +92,15 @@ QueuesOption = Annotated[
         parser=queue_name,
         metavar="NAME",
         help=f"Only from this queue (repeatable, up to {MAX_QUEUES_NAMED}; default: every queue).",
+    ),
+]
+
+PrefixOption = Annotated[
+    str | None,
+    typer.Option(
+        parser=id_prefix,
+        metavar="TEXT",
+        help="Only jobs whose id starts with this text (--prefix invoice-).",
     ),
 ]
 

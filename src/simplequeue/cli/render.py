@@ -11,25 +11,30 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
 import msgspec
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.highlighter import JSONHighlighter
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from simplequeue.cli.columns import Column, Move, fit
+from simplequeue.cli.rates import RatesLines
 from simplequeue.inert import inert, inert_json, one_line
-from simplequeue.models import Job, JobState, QueueStats, Stats
+from simplequeue.models import Job, JobState, Stats
 
 __all__ = [
+    "JobsTable",
+    "QueuesTable",
     "Snapshot",
     "age",
     "attempts_text",
+    "count",
     "dashboard",
     "duration",
     "elapsed",
@@ -64,8 +69,11 @@ class Snapshot:
     stats: Stats | None = None
     jobs: Sequence[Job] = field(default_factory=tuple)
     """The most recent jobs, newest first."""
-    completed_per_second: float | None = None
-    """Jobs finished per second over the last few samples; ``None`` until there are two."""
+    submitted: Sequence[float] = field(default_factory=tuple)
+    """Jobs submitted per second over the last minute, oldest first (fewer entries when less
+    is known)."""
+    completed: Sequence[float] = field(default_factory=tuple)
+    """Jobs completed (succeeded or failed) per second, as ``submitted``."""
     error: str | None = None
     """Why the last sample failed; the rest of the snapshot is the last good one."""
 
@@ -208,53 +216,89 @@ def job_table(job: Job, now: datetime) -> Table:
     return table
 
 
-def jobs_table(
-    jobs: Sequence[Job], now: datetime, *, title: str | None = None, caption: str | None = None
-) -> Table:
-    """Jobs as rows, in the order given. The priority and due columns are there only when a
-    job has a priority other than 0, or waits for its ``runAt``: most queues use neither."""
-    priorities = any(job.priority != 0 for job in jobs)
-    due = any(_waits(job, now) for job in jobs)
-    table = Table(
-        title=title,
-        caption=caption and safe_text(caption, style="dim"),
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        caption_justify="left",
-    )
-    # When the terminal is narrow, rich narrows the widest columns that may wrap: the id and
-    # the queue (folded, never cut) and the description (one line, cut with an ellipsis: its
-    # cells say no_wrap, not the column, which would keep its width and squeeze the others).
-    # The short columns never wrap, so they keep their width.
-    table.add_column("id", overflow="fold", max_width=40)
-    table.add_column("state", no_wrap=True)
-    table.add_column("queue", overflow="fold", max_width=24)
-    if priorities:
-        table.add_column("priority", justify="right", no_wrap=True)
-    if due:
-        table.add_column("due", no_wrap=True)
-    table.add_column("description", overflow="ellipsis", max_width=50)
-    table.add_column("attempts", justify="right", no_wrap=True)
-    table.add_column("age", justify="right", no_wrap=True)
-    for job in jobs:
-        cells: list[RenderableType] = [
-            safe_text(job.job_id),
-            state_text(job.state),
-            safe_text(job.queue),
-        ]
-        if priorities:
-            cells.append(str(job.priority) if job.priority else "")
-        if due:
-            cells.append(_due_in(job, now))
-        description = safe_text(job.description).copy()
-        description.no_wrap, description.overflow = True, "ellipsis"
-        table.add_row(
-            *cells,
-            description,
-            attempts_text(job, short=True),
-            age(job.created_at, now),
+JOB_MOVES: tuple[Move, ...] = (
+    ("shrink", "description"),
+    ("drop", "description"),
+    ("drop", "attempts"),
+    ("shrink", "queue"),
+    ("drop", "age"),
+    ("drop", "priority"),
+    ("drop", "due"),
+    ("drop", "queue"),
+)
+"""What a jobs table gives up, in this order, when it is too wide: the description first; an
+id and a state are never cut."""
+
+
+def _job_columns(jobs: Sequence[Job], now: datetime) -> list[Column]:
+    """The priority and due columns are there only when a job has a priority other than 0, or
+    waits for its ``runAt``: most queues use neither."""
+    columns = [
+        Column("id", [safe_text(job.job_id) for job in jobs]),
+        Column("state", [state_text(job.state) for job in jobs]),
+        Column("queue", [safe_text(job.queue) for job in jobs], shrink_to=6),
+    ]
+    if any(job.priority != 0 for job in jobs):
+        priorities = [Text(f"{job.priority:,}" if job.priority else "") for job in jobs]
+        columns.append(Column("priority", priorities, justify="right"))
+    if any(_waits(job, now) for job in jobs):
+        columns.append(Column("due", [_due_in(job, now) for job in jobs]))
+    descriptions = [safe_text(job.description) for job in jobs]
+    columns += [
+        Column("description", descriptions, shrink_to=len("description")),
+        Column("attempts", [Text(attempts_text(job, short=True)) for job in jobs], "right"),
+        Column("age", [Text(age(job.created_at, now)) for job in jobs], "right"),
+    ]
+    return columns
+
+
+@dataclass(frozen=True, slots=True)
+class JobsTable:
+    """Jobs as rows, in the order given, fitted to the width it is drawn in (`JOB_MOVES`).
+
+    An id is never cut. When even the longest id and its state do not fit: with ``fold`` (a
+    full-screen frame) the ids are folded onto more lines; without it (`sq list`) the table is
+    as wide as they need, one line per job, which a terminal wraps and a pipe keeps whole, so
+    every id can be copied or grepped in one piece.
+    """
+
+    jobs: Sequence[Job]
+    now: datetime
+    title: str | None = None
+    caption: str | None = None
+    fold: bool = False
+
+    def table(self, width: int) -> Table:
+        return fit(
+            _job_columns(self.jobs, self.now),
+            width,
+            JOB_MOVES,
+            fold="id" if self.fold else None,
         )
-    return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.title is not None:
+            yield Text(self.title, style="italic")
+        yield self.table(options.max_width)
+        if self.caption is not None:
+            # One line, whole: it names the id the next page starts from.
+            yield Text(inert(self.caption), style="dim", no_wrap=True, overflow="ignore")
+
+
+def jobs_table(
+    jobs: Sequence[Job],
+    now: datetime,
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+    fold: bool = False,
+) -> JobsTable:
+    return JobsTable(jobs, now, title, caption, fold)
+
+
+def count(number: int) -> str:
+    """A count as it is shown everywhere: ``98,211``."""
+    return f"{number:,}"
 
 
 def stats_table(stats: Stats) -> Table:
@@ -262,58 +306,75 @@ def stats_table(stats: Stats) -> Table:
     table.add_column(style="bold")
     table.add_column(justify="right")
     for state in JobState:
-        table.add_row(state_text(state), str(getattr(stats, state.value)))
-    table.add_row("total", str(stats.total))
+        table.add_row(state_text(state), count(getattr(stats, state.value)))
+    table.add_row("total", count(stats.total))
     return table
 
 
-def _oldest_due(figures: QueueStats) -> Text:
-    seconds = figures.oldest_due_age_seconds
+def _latency(seconds: float | None) -> Text:
     return NONE if seconds is None else Text(elapsed(seconds))
 
 
-def queues_table(stats: Stats) -> Table:
-    """One row per queue: its jobs per state, and how long its oldest due job has waited (its
-    latency: a queue nobody takes jobs from shows it growing)."""
-    table = Table(box=box.SIMPLE_HEAD)
-    table.add_column("queue", overflow="fold", max_width=40)
-    for state in JobState:
-        table.add_column(state_text(state), justify="right")
-    table.add_column("oldest due", justify="right")
-    for name, figures in stats.queues.items():
-        counts = (str(getattr(figures, state.value)) for state in JobState)
-        table.add_row(safe_text(name), *counts, _oldest_due(figures))
-    return table
+@dataclass(frozen=True, slots=True)
+class QueuesTable:
+    """One row per queue: its jobs per state, and its latency: how long its oldest due job has
+    waited (a queue nobody takes jobs from shows it growing). ``totals``: a last row with the
+    sums, under a rule. A long queue name is cut (with an ellipsis) before any number is."""
+
+    stats: Stats
+    totals: bool = False
+
+    def table(self, width: int) -> Table:
+        queues = self.stats.queues
+        names = [safe_text(name) for name in queues]
+        if self.totals:
+            names.append(Text("total", style="bold"))
+        columns = [Column("queue", names, shrink_to=5)]
+        for state in JobState:
+            cells = [Text(count(getattr(figures, state.value))) for figures in queues.values()]
+            if self.totals:
+                cells.append(Text(count(getattr(self.stats, state.value)), style="bold"))
+            columns.append(Column(state.value, cells, "right", STATE_STYLES[state]))
+        latencies = [_latency(figures.oldest_due_age_seconds) for figures in queues.values()]
+        if self.totals:
+            latencies.append(Text(""))
+        columns.append(Column("latency", latencies, "right"))
+        return fit(columns, width, [("shrink", "queue")], section_before_last=self.totals)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
 
 
-def _counts(snapshot: Snapshot) -> Text:
-    text = Text()
-    for state in JobState:
-        count = "?" if snapshot.stats is None else str(getattr(snapshot.stats, state.value))
-        text.append(f"{state.value} ", style=STATE_STYLES[state])
-        text.append(f"{count}   ", style="bold")
-    text.append("total ")
-    text.append("?" if snapshot.stats is None else str(snapshot.stats.total), style="bold")
-    rate = snapshot.completed_per_second
-    text.append("   completed/s ")
-    text.append("-" if rate is None else f"{rate:.1f}", style="bold")
-    return text
+def queues_table(stats: Stats, *, totals: bool = False) -> QueuesTable:
+    return QueuesTable(stats, totals)
 
 
-def dashboard(snapshot: Snapshot) -> Panel:
-    """The whole ``sq watch`` frame."""
-    parts: list[RenderableType] = [_counts(snapshot)]
+def _clock(now: datetime, utc: bool) -> str:
+    """The time of the frame: local (with its zone's name) unless ``utc``."""
+    shown = now.astimezone(UTC) if utc else now.astimezone()
+    return f"{shown:%H:%M:%S} {shown.tzname() or ''}".rstrip()
+
+
+def dashboard(snapshot: Snapshot, *, utc: bool = False) -> Panel:
+    """The whole ``sq watch`` frame: the rates, a line per queue, the latest jobs."""
+    parts: list[RenderableType] = [RatesLines(snapshot.submitted, snapshot.completed)]
     if snapshot.error is not None:
         parts.append(safe_text(f"{snapshot.error} (retrying)", style="bold red"))
+    stats = snapshot.stats
+    if stats is not None and stats.queues:
+        parts += [Text(""), queues_table(stats, totals=len(stats.queues) > 1)]
     if snapshot.jobs:
-        parts.append(jobs_table(snapshot.jobs, snapshot.now, title="most recent jobs"))
-    elif snapshot.stats is not None:
-        parts.append(Text("no jobs yet", style="dim"))
+        parts += [
+            Text(""),
+            jobs_table(snapshot.jobs, snapshot.now, title="latest jobs", fold=True),
+        ]
+    elif stats is not None and stats.total == 0:
+        parts += [Text(""), Text("no jobs yet", style="dim")]
     return Panel(
         Group(*parts),
         title=safe_text(f"simplequeue · {snapshot.url}"),
         title_align="left",
-        subtitle=Text(f"{snapshot.now:%H:%M:%S} UTC · q or Ctrl-C to quit"),
+        subtitle=Text(f"{_clock(snapshot.now, utc)} · q or Ctrl-C to quit"),
         subtitle_align="right",
         box=box.ROUNDED,
     )

@@ -31,7 +31,9 @@ from simplequeue.server.settings import (
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -40,15 +42,19 @@ def serve(
             "(repeatable; '*' for any). Other Host headers get 400 (DNS rebinding).",
         ),
     ] = None,
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")
+    ] = 8000,
     db: Annotated[
-        str, typer.Option(help="SQLite file, or :memory: for a throwaway queue.")
+        str, typer.Option(metavar="PATH", help="SQLite file, or :memory: for a throwaway queue.")
     ] = "simplequeue.db",
     synchronous: Annotated[
         Synchronous,
         typer.Option(help="full: acknowledged jobs survive power loss; normal: a server crash."),
     ] = "full",
-    max_body_size: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = MIB,
+    max_body_size: Annotated[
+        int, typer.Option(metavar="BYTES", help="Largest request body, in bytes.")
+    ] = MIB,
     log_level: Annotated[LogLevel, typer.Option(help="Logging level.")] = "info",
     access_log: Annotated[
         bool,
@@ -58,28 +64,40 @@ def serve(
         ),
     ] = False,
     max_connections: Annotated[
-        int, typer.Option(min=1, help="Connections served at once; more wait in the backlog.")
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Connections served at once; more wait in the backlog."
+        ),
     ] = MAX_CONNECTIONS,
     backlog: Annotated[
-        int, typer.Option(min=1, help="Connections the kernel queues before they are served.")
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Connections the kernel queues before they are served."
+        ),
     ] = BACKLOG,
     header_timeout: Annotated[
         float,
         typer.Option(
             min=0.1,
+            metavar="SECONDS",
             help="Seconds for a request's headers to arrive (so also for an idle connection).",
         ),
     ] = HEADER_TIMEOUT,
     body_timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds for a request's body to arrive (else 408).")
+        float,
+        typer.Option(
+            min=0.1, metavar="SECONDS", help="Seconds for a request's body to arrive (else 408)."
+        ),
     ] = BODY_TIMEOUT,
     max_json_depth: Annotated[
-        int, typer.Option(min=1, help="How deeply a job's data may nest (deeper: 400).")
+        int,
+        typer.Option(min=1, metavar="N", help="How deeply a job's data may nest (deeper: 400)."),
     ] = MAX_DEPTH,
     store_timeout: Annotated[
         float,
         typer.Option(
             min=0.1,
+            metavar="SECONDS",
             help="Seconds a request may wait for a busy store before it is answered 503; "
             f"keep it below your clients' read timeout (the SDK's is {TIMEOUT:g} s).",
         ),
@@ -89,6 +107,7 @@ def serve(
         typer.Option(
             min=1,
             max=MAX_LEASE_SECONDS,
+            metavar="SECONDS",
             help="Seconds a worker holds a job it took, unless it asks otherwise or renews it; "
             "then the job comes back.",
         ),
@@ -96,13 +115,18 @@ def serve(
     max_attempts: Annotated[
         int,
         typer.Option(
-            min=1, max=MAX_ATTEMPTS, help="Times a job may be handed out, unless it says."
+            min=1,
+            max=MAX_ATTEMPTS,
+            metavar="N",
+            help="Times a job may be handed out, unless it says.",
         ),
     ] = DEFAULT_MAX_ATTEMPTS,
     retry_backoff: Annotated[
         float,
         typer.Option(
-            min=0, help="Seconds before a failed job's first retry; doubling, with jitter."
+            min=0,
+            metavar="SECONDS",
+            help="Seconds before a failed job's first retry; doubling, with jitter.",
         ),
     ] = RETRY_BACKOFF,
     keep_succeeded: Annotated[
@@ -123,7 +147,9 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Run the server. Every option, limit and timeout: docs/operations.md.
+    """Run the server.
+
+    Every option, limit and timeout: docs/operations.md.
 
     Example: sq serve --port 8000 --db ./simplequeue.db
 

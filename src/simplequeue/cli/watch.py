@@ -7,7 +7,7 @@ import select
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -15,37 +15,75 @@ from datetime import UTC, datetime
 from rich.console import Console
 from rich.live import Live
 
+from simplequeue.cli.rates import SPARKLINE_SECONDS
 from simplequeue.cli.render import Snapshot, dashboard
 from simplequeue.client import Client
-from simplequeue.errors import SimpleQueueError
+from simplequeue.errors import JobNotFound, SimpleQueueError
 from simplequeue.inert import one_line
 from simplequeue.models import Stats
 
-__all__ = ["Throughput", "sample", "watch"]
+__all__ = ["Rates", "sample", "watch"]
 
 
-class Throughput:
-    """Finished jobs per second, over the last few samples so that one slow tick does not jump."""
+class Rates:
+    """The last minute of jobs submitted and completed per second.
 
-    def __init__(self, window: int = 5) -> None:
-        self._samples: deque[tuple[float, int]] = deque(maxlen=window + 1)
+    From the server's own history (``GET /stats/history``: per-second counts it samples from
+    its store, so a new ``sq watch`` shows the last minute at once, and every process sharing
+    the store agrees); from a server without that route, from the change in ``/stats``'
+    counters between this command's samples: one entry per sample, starting empty.
+    """
 
-    def add(self, at: float, stats: Stats) -> float | None:
-        self._samples.append((at, stats.succeeded + stats.failed))
-        (first_at, first), (last_at, last) = self._samples[0], self._samples[-1]
-        if last_at <= first_at:
-            return None
-        return max(0, last - first) / (last_at - first_at)
+    def __init__(self) -> None:
+        self._server_history = True
+        self._last: tuple[float, tuple[int, int]] | None = None
+        self._submitted: deque[float] = deque(maxlen=SPARKLINE_SECONDS)
+        self._completed: deque[float] = deque(maxlen=SPARKLINE_SECONDS)
+
+    def sample(
+        self, client: Client, stats: Stats, at: float
+    ) -> tuple[Sequence[float], Sequence[float]]:
+        if self._server_history:
+            try:
+                history = client.stats_history(SPARKLINE_SECONDS)
+            except JobNotFound:  # a server older than the route
+                self._server_history = False
+            else:
+                per = history.interval
+                return [n / per for n in history.submitted], [n / per for n in history.completed]
+        return self.add(at, stats)
+
+    def add(self, at: float, stats: Stats) -> tuple[Sequence[float], Sequence[float]]:
+        """The rates with one more sample of the counters taken at ``at`` (monotonic seconds)."""
+        counters = _counters(stats)
+        if self._last is not None and at > self._last[0]:
+            (last_at, (submitted, completed)) = self._last
+            elapsed = at - last_at
+            # Retention can lower the fallback counters (total): never a negative rate.
+            self._submitted.append(max(0, counters[0] - submitted) / elapsed)
+            self._completed.append(max(0, counters[1] - completed) / elapsed)
+        self._last = (at, counters)
+        return tuple(self._submitted), tuple(self._completed)
 
 
-def sample(client: Client, rows: int, rate: Throughput, last: Snapshot) -> Snapshot:
+def _counters(stats: Stats) -> tuple[int, int]:
+    """Jobs ever submitted and completed; from a server without those counters, the nearest
+    it has: all jobs, and the finished ones."""
+    if stats.submitted_ever or stats.completed_ever:
+        return stats.submitted_ever, stats.completed_ever
+    return stats.total, stats.succeeded + stats.failed
+
+
+def sample(client: Client, rows: int, rates: Rates, last: Snapshot) -> Snapshot:
     """The next frame's data; on failure, the last frame's data with the reason.
 
-    Two requests whatever the size of the queue: the counts, and the newest ``rows`` jobs.
+    Three requests whatever the size of the queue: the counts, the rate history of the last
+    minute, and the newest ``rows`` jobs.
     """
     now = datetime.now(UTC)
     try:
         stats = client.stats()
+        submitted, completed = rates.sample(client, stats, time.monotonic())
         jobs = client.list_jobs(limit=rows, order="desc")
     except SimpleQueueError as exc:
         return replace(last, now=now, error=one_line(exc.detail))
@@ -54,7 +92,8 @@ def sample(client: Client, rows: int, rate: Throughput, last: Snapshot) -> Snaps
         now=now,
         stats=stats,
         jobs=jobs,
-        completed_per_second=rate.add(time.monotonic(), stats),
+        submitted=submitted,
+        completed=completed,
     )
 
 
@@ -85,18 +124,22 @@ def _keys() -> Iterator[Callable[[float], str | None]]:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def watch(client: Client, *, interval: float, rows: int, console: Console) -> None:
+def watch(
+    client: Client, *, interval: float, rows: int, console: Console, utc: bool = False
+) -> None:
     """Redraw until ``q`` is pressed; Ctrl-C raises KeyboardInterrupt for the caller."""
-    rate = Throughput()
+    rates = Rates()
     snapshot = Snapshot(url=client.url, now=datetime.now(UTC))
     with (
         _keys() as wait,
-        Live(dashboard(snapshot), console=console, screen=True, auto_refresh=False) as live,
+        Live(
+            dashboard(snapshot, utc=utc), console=console, screen=True, auto_refresh=False
+        ) as live,
     ):
         while True:
             tick = time.monotonic() + interval
-            snapshot = sample(client, rows, rate, snapshot)
-            live.update(dashboard(snapshot), refresh=True)
+            snapshot = sample(client, rows, rates, snapshot)
+            live.update(dashboard(snapshot, utc=utc), refresh=True)
             while (left := tick - time.monotonic()) > 0:
                 if wait(left) in ("q", "Q"):
                     return
