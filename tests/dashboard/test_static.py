@@ -19,7 +19,7 @@ from tests.servers import APP_URL
 DASHBOARD = Path(__file__).parents[2] / "src" / "simplequeue" / "server" / "dashboard"
 STATIC = DASHBOARD / "static"
 SCRIPTS = sorted(STATIC.glob("*.js"))
-IMPORT = re.compile(r'^import .* from "\./([\w-]+\.js)";$', re.MULTILINE)
+IMPORT = re.compile(r'^import [^;]*? from "\./([\w-]+\.js)";$', re.MULTILINE)
 LOOKUP = re.compile(r'(?:\$|getElementById)\(\s*"([\w-]+)"\s*\)')
 # Everything in the DOM API that parses a string as HTML or script.
 HTML_SINKS = re.compile(

@@ -173,7 +173,8 @@ def main() -> None:
     """The `sq` entry point: click's usage errors, too, become one line on stderr, one sentence
     (`usage.one_line`)."""
     try:
-        code = app(standalone_mode=False)
+        # Named, not taken from argv[0]: `python -m simplequeue` and test runners say `sq` too.
+        code = app(prog_name="sq", standalone_mode=False)
     except typer.TyperException as exc:
         if not exc.format_message():  # `sq` alone: the help is already printed
             sys.exit(exc.exit_code)

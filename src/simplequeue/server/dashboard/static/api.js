@@ -41,7 +41,8 @@ export async function request(url, options = {}) {
 export async function problemDetail(response) {
   try {
     const problem = await response.json();
-    if (problem && typeof problem.detail === "string") return problem.detail;
+    // One line: a detail that spans lines (a validation message) must not push the page about.
+    if (problem && typeof problem.detail === "string") return problem.detail.replace(/\s+/g, " ");
   } catch {
     // not a problem document; fall through to the status line
   }
@@ -52,4 +53,39 @@ export function nextLink(response) {
   const header = response.headers.get("Link") || "";
   const match = header.match(/<([^>]*)>\s*;\s*rel="next"/);
   return match ? match[1] : null;
+}
+
+// -- conditional GETs ---------------------------------------------------------------------------
+
+// The last answer to each URL polled, with its ETag: an unchanged /stats or page then costs the
+// server and the network headers only (304, no body). Bounded: paging leaves old URLs behind.
+const MAX_CACHED = 32;
+const cached = new Map(); // url -> {etag, body}
+
+// GETs `url` as JSON, sending `If-None-Match` when an earlier answer carried an ETag. Answers
+// `{response, ok, status, body}`: on a 304, `body` is the one the ETag named, and `ok` is true.
+export async function getJson(url, options = {}) {
+  const known = cached.get(url);
+  const headers = known ? { "If-None-Match": known.etag } : {};
+  const response = await request(url, { ...options, headers });
+  if (response.status === 304 && known) {
+    return { response, ok: true, status: 200, body: known.body };
+  }
+  if (!response.ok) return { response, ok: false, status: response.status, body: null };
+  const body = await response.json();
+  const etag = response.headers.get("ETag");
+  cached.delete(url);
+  if (etag) {
+    cached.set(url, { etag, body });
+    if (cached.size > MAX_CACHED) cached.delete(cached.keys().next().value);
+  }
+  return { response, ok: true, status: response.status, body };
+}
+
+export async function postJson(url, body) {
+  return request(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
 }

@@ -1,39 +1,63 @@
-// The simplequeue dashboard: counts, throughput, and one page of jobs, refreshed every second.
+// The simplequeue dashboard: counts, queue health, throughput, and one page of jobs, refreshed
+// every second, with the operator's actions (cancel, retry, submit).
 //
 // Two rules hold everywhere below. Job fields reach the page only as text (textContent, or
 // setAttribute for a title), never as HTML. And a refresh changes only what changed, in place,
 // so scroll, focus, selection, the search box and the open detail panel survive every tick.
 //
-// The modules: api.js (requests), format.js (text and the server's clock), table.js (the job
-// table), panel.js (one job's details); this one holds the view, the refresh loop and the wiring.
+// The modules: api.js (requests, ETags), format.js (text and the server's clock), table.js (the
+// job table), panel.js (one job's details), chart.js (throughput), health.js (per queue),
+// actions.js (cancel, retry, submit), url.js (the view in the address); this one holds the view,
+// the refresh loop and the wiring.
 
-import { Offline, isStale, jobPath, nextLink, problemDetail, request } from "./api.js";
-import { rate, setText } from "./format.js";
+import { Offline, getJson, isStale, jobPath, nextLink, problemDetail } from "./api.js";
+import {
+  APPLIES,
+  actOnFilter,
+  actOnOne,
+  actOnTicked,
+  confirmAction,
+  countMatching,
+  describeFilter,
+  submitJob,
+} from "./actions.js";
+import { addSample, forgetSamples, renderChart, useServerHistory, wireChart, WINDOW_SECONDS } from "./chart.js";
+import { clock, count, isolate, serverNow, setText } from "./format.js";
+import { longestRunning, renderHealth } from "./health.js";
 import { clearDetail, copyId, renderDetail } from "./panel.js";
-import { focusRow, renderRows, selectRow } from "./table.js";
+import { clearTicks, focusRow, moveFocus, renderRows, selectRow, tick as tickRow, tickPage, ticked } from "./table.js";
+import { readUrl, writeUrl } from "./url.js";
 
 const REFRESH_MS = 1000;
-const HISTORY_SECONDS = 120;
-// Rates are averaged over this many seconds: a worker that takes jobs in bursts still draws a
-// line one can read.
-const RATE_WINDOW = 5;
+// While the server does not answer: 1 s, 2 s, 4 s ... at most this.
+const MAX_BACKOFF_MS = 30_000;
+// The longest-running job needs a page of running jobs: read every few ticks, not every one.
+const HEALTH_EVERY = 5;
 
 const $ = (id) => document.getElementById(id);
 
 const view = {
   state: "", // "" = every state
+  queue: "", // "" = every queue
   search: "",
   order: "desc",
   pageSize: 25,
   // The `Link` URLs that led to each page after the first; the last one is the current page.
+  // `null` for a page reached before a reload: Previous from there goes to the first page.
   cursors: [],
   nextUrl: null,
   selected: null, // the jobId whose details are open
 };
 
 let lastJobs = [];
-const samples = []; // the last RATE_WINDOW + 1 /stats: {at, submitted, completed}
-const history = []; // [{submitted, completed}] per second, oldest first
+let lastStats = null;
+let longest = null;
+let ticks = 0;
+let failures = 0; // refreshes in a row the server did not answer
+let paused = false;
+let serverHistory = true; // until /stats/history answers 404
+// The id whose lookup answered 404: said once, never asked again until another job is opened.
+let missing = null;
 let timer = null;
 // A view change (filter, order, page) aborts the requests made for the old view, and opening or
 // closing a job aborts the request for the one before: their answers are for what is no longer
@@ -49,62 +73,65 @@ function restartView() {
 function firstPageUrl() {
   const query = new URLSearchParams({ limit: String(view.pageSize), order: view.order });
   if (view.state) query.append("state", view.state);
+  if (view.queue) query.append("queue", view.queue);
   if (view.search) query.append("prefix", view.search);
   return `/jobs?${query}`;
 }
 
-// -- the counts and the chart ---------------------------------------------------------------
-
-function renderStats(stats) {
-  for (const node of document.querySelectorAll("[data-stat]")) {
-    setText(node, Number(stats[node.dataset.stat]).toLocaleString());
-  }
-  const sample = {
-    at: performance.now(),
-    submitted: stats.total,
-    completed: stats.succeeded + stats.failed,
-  };
-  const last = samples.at(-1);
-  if (last && sample.at - last.at < 800) return; // a click's extra refresh: not a new second
-  samples.push(sample);
-  if (samples.length > RATE_WINDOW + 1) samples.shift();
-  if (samples.length > 1) {
-    const first = samples[0];
-    const seconds = (sample.at - first.at) / 1000;
-    // A server restarted on another database can make the counts shrink; never draw < 0.
-    const per = (key) => Math.max(0, (sample[key] - first[key]) / seconds);
-    history.push({ submitted: per("submitted"), completed: per("completed") });
-    if (history.length > HISTORY_SECONDS) history.shift();
-  }
-  renderChart();
+function filter() {
+  const f = {};
+  if (view.state) f.state = view.state;
+  if (view.queue) f.queue = view.queue;
+  if (view.search) f.prefix = view.search;
+  return f;
 }
 
-function renderChart() {
-  const latest = history.at(-1) || null;
-  setText($("rate-submitted"), rate(latest && latest.submitted));
-  setText($("rate-completed"), rate(latest && latest.completed));
-  const peak = Math.max(1, ...history.map((h) => Math.max(h.submitted, h.completed)));
-  setText($("rate-peak"), rate(peak));
-  // The newest sample sits at the right edge; the x axis always spans HISTORY_SECONDS.
-  const step = 300 / (HISTORY_SECONDS - 1);
-  const offset = HISTORY_SECONDS - history.length;
-  for (const key of ["submitted", "completed"]) {
-    const points = history
-      .map((h, i) => `${((offset + i) * step).toFixed(1)},${(58 - (h[key] / peak) * 54).toFixed(1)}`)
-      .join(" ");
-    $(`line-${key}`).setAttribute("points", points);
+// -- the counts, health and chart -------------------------------------------------------------
+
+function renderStats(stats) {
+  lastStats = stats;
+  for (const node of document.querySelectorAll("[data-stat]")) {
+    setText(node, count(stats[node.dataset.stat]));
   }
+  document.title = stats.failed ? `(${count(stats.failed)} failed) simplequeue` : "simplequeue";
+  renderQueueOptions(Object.keys(stats.queues || {}));
+  renderHealth(stats, longest);
+  if (!serverHistory) addSample(stats, serverNow());
+  renderChart();
+  renderBulk();
+}
+
+function renderQueueOptions(names) {
+  const select = $("queue-filter");
+  const wanted = ["", ...new Set([...names, ...(view.queue ? [view.queue] : [])])];
+  const have = [...select.options].map((o) => o.value);
+  if (have.join("\n") === wanted.join("\n")) return;
+  select.replaceChildren(
+    ...wanted.map((name) => new Option(name || "All queues", name, false, name === view.queue)),
+  );
+}
+
+async function refreshHistory(signal) {
+  if (!serverHistory) return;
+  const answer = await getJson(`/stats/history?seconds=${WINDOW_SECONDS + 5}`, { signal });
+  if (answer.status === 404 || answer.status === 405) {
+    serverHistory = false; // an older server: the page keeps its own samples
+    return;
+  }
+  if (answer.ok) useServerHistory(answer.body);
 }
 
 // -- the table and the detail panel ---------------------------------------------------------
 
 function showRows(jobs) {
   lastJobs = jobs;
-  const filtered = view.state || view.search;
+  const filtered = view.state || view.search || view.queue;
   renderRows(
     jobs,
     view.selected,
-    filtered ? "No jobs match this filter." : "No jobs yet. Submit one above, or with `sq submit`.",
+    filtered
+      ? "No jobs match this filter."
+      : "No jobs yet. Submit one with the button above, or with sq submit.",
   );
 }
 
@@ -114,35 +141,85 @@ function renderPager() {
   $("first-page").disabled = page === 1;
   $("prev-page").disabled = page === 1;
   $("next-page").disabled = !view.nextUrl;
-  const note = $("filter-note");
   const parts = [];
   if (view.state) parts.push(`state ${view.state}`);
-  if (view.search) parts.push(`id starting with “${view.search}”`);
-  note.hidden = parts.length === 0;
-  setText(note, parts.length ? `Showing jobs with ${parts.join(" and ")}.` : "");
+  if (view.queue) parts.push(`queue “${isolate(view.queue)}”`);
+  if (view.search) parts.push(`id starting with “${isolate(view.search)}”`);
+  setText($("filter-note"), parts.length ? `Showing jobs with ${parts.join(", ")}.` : "Showing every job.");
+  writeUrl(view);
+}
+
+function renderBulk() {
+  const n = ticked.size;
+  $("selection-note").hidden = n === 0;
+  setText($("selection-note"), n ? `${count(n)} selected` : "");
+  for (const id of ["bulk-retry", "bulk-cancel", "bulk-clear"]) $(id).hidden = n === 0;
+  // "All matching": only where the filter's state is one the action applies to.
+  $("all-retry").hidden = Boolean(view.state) && !APPLIES.retry.includes(view.state);
+  $("all-cancel").hidden = Boolean(view.state) && !APPLIES.cancel.includes(view.state);
+  // Nothing to act on, by /stats (a prefix is counted only when clicked): say so by disabling.
+  for (const action of ["retry", "cancel"]) {
+    const figures = view.queue ? lastStats?.queues?.[view.queue] : lastStats;
+    const states = view.state ? [view.state] : APPLIES[action];
+    const none = !view.search && lastStats && states.every((s) => !figures?.[s]);
+    $(`all-${action}`).disabled = Boolean(none);
+  }
+  const scope = describeFilter(filter());
+  setText($("all-retry"), `Retry all ${scope ? "matching " : ""}failed…`);
+  setText(
+    $("all-cancel"),
+    view.state
+      ? `Cancel all matching ${view.state}…`
+      : `Cancel all ${scope ? "matching " : ""}waiting and running…`,
+  );
 }
 
 async function refreshDetail() {
   const selected = view.selected;
   if (selected === null) return renderDetail(null, null, null);
   const onPage = lastJobs.find((j) => j.jobId === selected);
-  if (onPage) return renderDetail(onPage, null, selected);
+  if (onPage) {
+    missing = null;
+    return renderDetail(onPage, null, selected);
+  }
+  if (missing === selected) return; // said once; the 404 is not asked again
   const { signal } = detailAbort;
-  const response = await request(jobPath(selected), { signal });
-  const job = response.ok ? await response.json() : null;
-  const missing = response.ok ? null : await problemDetail(response);
+  const answer = await getJson(jobPath(selected), { signal });
   signal.throwIfAborted(); // another job was opened (or none) while the answer was read
-  renderDetail(job, missing, selected);
+  if (answer.status === 404 || answer.status === 410) {
+    missing = selected;
+    renderDetail(null, await problemDetail(answer.response), selected);
+    return;
+  }
+  if (!answer.ok) throw new Offline(`${jobPath(selected)} answered ${answer.status}`);
+  renderDetail(answer.body, null, selected);
 }
 
 function openDetail(jobId) {
   detailAbort.abort();
   detailAbort = new AbortController();
   view.selected = jobId;
+  missing = null;
   selectRow(jobId);
   clearDetail();
   renderDetail(null, null, jobId);
+  writeUrl(view);
+  // Focus follows into the panel; closing it brings focus back to the row.
+  $("detail").focus();
   refreshDetail().catch(showFailure);
+}
+
+function closeDetail() {
+  const jobId = view.selected;
+  detailAbort.abort();
+  detailAbort = new AbortController();
+  view.selected = null;
+  missing = null;
+  renderDetail(null, null, null);
+  selectRow(null);
+  writeUrl(view);
+  if (lastJobs.some((j) => j.jobId === jobId)) focusRow(jobId);
+  else $("search").focus();
 }
 
 // -- the refresh loop ------------------------------------------------------------------------
@@ -154,37 +231,48 @@ function showFailure(err) {
   // A deadline can also pass while an answer's body is being read, after `request` returned.
   const timedOut = err instanceof DOMException && err.name === "TimeoutError";
   if (!(err instanceof Offline || timedOut)) throw err;
+  failures += 1;
   $("offline").hidden = false;
   document.body.classList.add("is-offline");
   setText($("live-text"), "disconnected");
+  setText($("offline-retry"), `Trying again in ${Math.round(nextDelay() / 1000)} s`);
+  forgetSamples();
 }
 
 function showOnline() {
+  failures = 0;
   $("offline").hidden = true;
   document.body.classList.remove("is-offline");
-  setText($("live-text"), `live · ${new Date().toLocaleTimeString()}`);
+  setText($("live-text"), `live · ${clock(Date.now(), true)}`);
+}
+
+function nextDelay() {
+  if (!failures) return REFRESH_MS;
+  return Math.min(MAX_BACKOFF_MS, REFRESH_MS * 2 ** (failures - 1));
 }
 
 async function refresh() {
   const { signal } = viewAbort;
   const pageUrl = view.cursors.at(-1) || firstPageUrl();
-  const [statsResponse, pageResponse] = await Promise.all([
-    request("/stats", { signal }),
-    request(pageUrl, { signal }),
+  const wantHealth = ticks++ % HEALTH_EVERY === 0;
+  const [stats, page, running] = await Promise.all([
+    getJson("/stats", { signal }),
+    getJson(pageUrl, { signal }),
+    wantHealth ? getJson("/jobs?state=running&order=asc&limit=100", { signal }) : null,
+    refreshHistory(signal),
   ]);
-  if (!statsResponse.ok) throw new Offline(`/stats answered ${statsResponse.status}`);
-  const stats = await statsResponse.json();
-  const jobs = pageResponse.ok ? await pageResponse.json() : null;
   signal.throwIfAborted(); // the view changed while the answers were read
-  renderStats(stats);
-  if (pageResponse.ok) {
-    showRows(jobs);
-    view.nextUrl = nextLink(pageResponse);
-  } else if (pageResponse.status === 400 && view.cursors.length) {
+  if (!stats.ok) throw new Offline(`/stats answered ${stats.status}`);
+  if (running?.ok) longest = longestRunning(running.body);
+  renderStats(stats.body);
+  if (page.ok) {
+    showRows(page.body);
+    view.nextUrl = nextLink(page.response);
+  } else if (page.status === 400 && view.cursors.length) {
     // The job a cursor names is gone (another database behind the same URL): start over.
     view.cursors = [];
   } else {
-    throw new Offline(`/jobs answered ${pageResponse.status}`);
+    throw new Offline(`/jobs answered ${page.status}`);
   }
   renderPager();
   await refreshDetail();
@@ -194,8 +282,8 @@ async function refresh() {
 async function tick() {
   clearTimeout(timer);
   // A hidden tab asks the server nothing: the loop stops here, and the visibilitychange handler
-  // starts it again the moment the tab is shown.
-  if (document.hidden) return;
+  // starts it again the moment the tab is shown. Paused: the same, until Resume.
+  if (document.hidden || paused) return;
   try {
     await refresh();
   } catch (err) {
@@ -203,7 +291,7 @@ async function tick() {
   } finally {
     // A tick started by a click may overlap the timer's: whichever ends last sets the one timer.
     clearTimeout(timer);
-    timer = setTimeout(tick, REFRESH_MS);
+    if (!paused) timer = setTimeout(tick, nextDelay());
   }
 }
 
@@ -213,67 +301,34 @@ function changeView(change) {
   view.cursors = [];
   view.nextUrl = null;
   renderPager();
+  renderBulk();
   tick();
 }
 
-// -- submitting ------------------------------------------------------------------------------
+// -- acting ------------------------------------------------------------------------------------
 
-function parseData(text) {
-  if (!text.trim()) return { value: undefined };
-  let value;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    return { error: `data is not valid JSON: ${err.message}` };
-  }
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    return { error: "data must be a JSON object, like {\"key\": \"value\"}" };
-  }
-  return { value };
+async function bulkTicked(action) {
+  const changed = await actOnTicked(action, [...ticked]);
+  if (changed !== undefined) clearTicks();
+  renderBulk();
+  tick();
 }
 
-async function submitJob(event) {
-  event.preventDefault();
-  const form = $("submit-panel");
-  const result = $("submit-result");
-  result.className = "submit-result";
-  const data = parseData($("submit-data").value);
-  if (data.error) {
-    result.classList.add("error");
-    setText(result, data.error);
-    $("submit-data").focus();
+async function bulkFilter(action) {
+  const f = filter();
+  const { n, more } = await countMatching(action, f, lastStats || {});
+  const states = f.state ? [f.state] : APPLIES[action];
+  const scope = describeFilter(f);
+  const what = `${more ? "more than " : ""}${count(n)} ${states.join(" or ")} ` +
+    `${n === 1 ? "job" : "jobs"}${scope ? ` ${scope}` : ""}`;
+  if (n === 0) {
+    setText($("action-result"), `No ${states.join(" or ")} jobs${scope ? ` ${scope}` : ""}.`);
     return;
   }
-  const body = { jobId: $("submit-id").value || crypto.randomUUID() };
-  const description = $("submit-description").value;
-  if (description) body.description = description;
-  if (data.value !== undefined) body.data = data.value;
-  let response;
-  try {
-    response = await request("/jobs/submit", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-  } catch (err) {
-    result.classList.add("error");
-    setText(result, "The server does not answer; nothing was submitted.");
-    return;
-  }
-  if (!response.ok) {
-    result.classList.add("error");
-    setText(result, await problemDetail(response));
-    return;
-  }
-  const job = await response.json();
-  result.classList.add("ok");
-  setText(
-    result,
-    response.status === 201
-      ? `Submitted ${job.jobId}.`
-      : `${job.jobId} was already submitted with the same content; nothing changed.`,
-  );
-  form.reset();
+  const verb = action === "retry" ? "Retry" : "Cancel";
+  const yes = `${verb} ${more ? "them all" : count(n) + (n === 1 ? " job" : " jobs")}`;
+  if (!(await confirmAction(`${verb} all ${what}?`, yes))) return;
+  await actOnFilter(action, f);
   tick();
 }
 
@@ -286,6 +341,26 @@ function setStateFilter(state) {
   changeView(() => {
     view.state = state;
   });
+}
+
+function typing(target) {
+  return target.closest("input, textarea, select, [contenteditable], dialog");
+}
+
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  if (event.key === "Escape" && view.selected !== null && !$("confirm").open) {
+    closeDetail();
+    return;
+  }
+  if (typing(event.target)) return;
+  if (event.key === "/") {
+    event.preventDefault();
+    $("search").focus();
+  } else if (event.key === "j" || event.key === "k") {
+    event.preventDefault();
+    moveFocus(event.key === "j" ? 1 : -1);
+  }
 }
 
 let searchTimer = null;
@@ -309,6 +384,9 @@ function wire() {
     const value = $("search").value;
     if (value) openDetail(value);
   });
+  $("queue-filter").addEventListener("change", (event) => changeView(() => {
+    view.queue = event.target.value;
+  }));
   $("order").addEventListener("change", (event) => changeView(() => { view.order = event.target.value; }));
   $("page-size").addEventListener("change", (event) => changeView(() => {
     view.pageSize = Number(event.target.value);
@@ -323,32 +401,43 @@ function wire() {
   $("prev-page").addEventListener("click", () => {
     restartView();
     view.cursors.pop();
+    if (view.cursors.at(-1) === null) view.cursors = []; // reached before a reload: unknown
     tick();
   });
   $("first-page").addEventListener("click", () => changeView(() => {}));
   $("rows").addEventListener("click", (event) => {
     const tr = event.target.closest("tr");
-    if (tr) openDetail(tr.dataset.jobId);
+    if (!tr) return;
+    if (event.target.classList.contains("tick")) {
+      tickRow(tr.dataset.jobId, event.target.checked);
+      renderBulk();
+      return;
+    }
+    openDetail(tr.dataset.jobId);
   });
   $("rows").addEventListener("keydown", (event) => {
     const tr = event.target.closest("tr");
-    if (tr && (event.key === "Enter" || event.key === " ")) {
+    if (tr && event.target === tr && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
       openDetail(tr.dataset.jobId);
     }
   });
-  $("detail-close").addEventListener("click", () => {
-    const jobId = view.selected;
-    detailAbort.abort();
-    detailAbort = new AbortController();
-    view.selected = null;
-    renderDetail(null, null, null);
-    selectRow(null);
-    focusRow(jobId);
+  $("select-page").addEventListener("change", (event) => {
+    tickPage(event.target.checked);
+    renderBulk();
   });
-  document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && view.selected !== null) $("detail-close").click();
+  $("bulk-retry").addEventListener("click", () => bulkTicked("retry"));
+  $("bulk-cancel").addEventListener("click", () => bulkTicked("cancel"));
+  $("bulk-clear").addEventListener("click", () => {
+    clearTicks();
+    renderBulk();
   });
+  $("all-retry").addEventListener("click", () => bulkFilter("retry").catch(showFailure));
+  $("all-cancel").addEventListener("click", () => bulkFilter("cancel").catch(showFailure));
+  $("detail-retry").addEventListener("click", () => actOnOne("retry", view.selected).then(tick));
+  $("detail-cancel").addEventListener("click", () => actOnOne("cancel", view.selected).then(tick));
+  $("detail-close").addEventListener("click", closeDetail);
+  document.addEventListener("keydown", onKey);
   $("copy-id").addEventListener("click", () => copyId(view.selected));
   $("toggle-submit").addEventListener("click", () => {
     const panel = $("submit-panel");
@@ -356,17 +445,47 @@ function wire() {
     $("toggle-submit").setAttribute("aria-expanded", String(!panel.hidden));
     if (!panel.hidden) $("submit-id").focus();
   });
-  $("submit-panel").addEventListener("submit", submitJob);
-  $("order").value = view.order;
-  $("page-size").value = String(view.pageSize);
+  $("submit-panel").addEventListener("submit", (event) => submitJob(event, tick));
+  $("pause").addEventListener("click", () => {
+    paused = !paused;
+    $("pause").setAttribute("aria-pressed", String(paused));
+    setText($("pause"), paused ? "Resume" : "Pause");
+    document.body.classList.toggle("is-paused", paused);
+    if (paused) {
+      clearTimeout(timer);
+      restartView();
+      setText($("live-text"), "paused");
+    } else {
+      forgetSamples();
+      tick();
+    }
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.hidden) return;
     // The rates start afresh: an average across the hidden minutes would be one flat guess.
-    samples.length = 0;
+    forgetSamples();
     tick();
   });
+  wireChart();
+}
+
+function restore() {
+  Object.assign(view, readUrl(view));
+  for (const button of document.querySelectorAll(".count")) {
+    button.setAttribute("aria-pressed", String(button.dataset.state === view.state));
+  }
+  $("search").value = view.search;
+  $("order").value = view.order;
+  $("page-size").value = String(view.pageSize);
+  renderQueueOptions([]);
+  renderBulk();
+  if (view.selected !== null) {
+    selectRow(view.selected);
+    renderDetail(null, null, view.selected);
+  }
 }
 
 wire();
+restore();
 renderChart();
 tick();

@@ -78,9 +78,39 @@ export function json(value) {
   return JSON.stringify(value === undefined ? null : value, null, 2);
 }
 
+export function count(value) {
+  return Number(value).toLocaleString();
+}
+
+// A queue's failure rate: failed of finished, as a percentage; "—" while nothing finished.
+export function failureRate(failed, succeeded) {
+  const finished = failed + succeeded;
+  if (!finished) return "—";
+  const percent = (100 * failed) / finished;
+  return `${percent < 10 && percent > 0 ? percent.toFixed(1) : Math.round(percent)}%`;
+}
+
+// Seconds as "4m 09s"; "—" for none.
+export function age(seconds) {
+  return seconds === null || seconds === undefined ? "—" : duration(seconds * 1000);
+}
+
+// A chart's time label: the local (or UTC) clock time, to the minute or second.
+export function clock(ms, withSeconds) {
+  const options = { hour: "2-digit", minute: "2-digit", hour12: false };
+  if (withSeconds) options.second = "2-digit";
+  return new Date(ms).toLocaleTimeString([], options);
+}
+
 export function rate(value) {
   if (value === null) return "–";
   return value < 10 ? value.toFixed(1) : Math.round(value).toLocaleString();
+}
+
+// A job's text inside a sentence of the page's, bidi-isolated (FSI … PDI, the plain-text twin of
+// <bdi>): a right-to-left override in an id cannot reorder the words around it.
+export function isolate(text) {
+  return `\u2068${text}\u2069`;
 }
 
 // -- writing into the page ---------------------------------------------------------------------

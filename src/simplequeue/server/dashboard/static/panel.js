@@ -2,12 +2,27 @@
 // each attempt that ended badly. A job's `leaseId` is never shown: the API leaves it out of every
 // answer the page reads, and nothing here would print it if it were there.
 
-import { attemptsLong, exact, json, leaseLeft, relative, serverNow, setBadge, setText, setTitle } from "./format.js";
+import {
+  clock,
+  attemptsLong,
+  duration,
+  exact,
+  json,
+  leaseLeft,
+  relative,
+  serverNow,
+  setBadge,
+  setText,
+  setTitle,
+} from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
 const FIELDS = [
   "detail-description",
+  "detail-queue",
+  "detail-priority",
+  "detail-due",
   "detail-created",
   "detail-started",
   "detail-finished",
@@ -51,9 +66,54 @@ function errorItem(error) {
   // (style.css), so no control character in it can reorder the attempt and time above it.
   const text = document.createElement("pre");
   text.className = "error-text";
+  text.tabIndex = 0; // it scrolls: the keyboard must reach it
+  text.setAttribute("role", "region");
+  text.setAttribute("aria-label", `Error of attempt ${error.attempt}`);
   text.textContent = error.error;
   item.append(head, text);
   return item;
+}
+
+// submitted → each attempt that ended badly → started (the latest attempt) → finished, with how
+// long the job waited before its latest start and how long that attempt ran.
+function timeline(job) {
+  const at = (iso) => Date.parse(iso);
+  const events = [{ at: at(job.createdAt), text: "Submitted" }];
+  for (const error of job.errors ?? []) {
+    events.push({ at: at(error.at), text: `Attempt ${error.attempt} ended badly` });
+  }
+  if (job.startedAt) {
+    const wait = duration(at(job.startedAt) - at(job.createdAt));
+    events.push({
+      at: at(job.startedAt),
+      text: `Attempt ${job.attempts} started, ${wait} after submit`,
+    });
+  }
+  if (job.finishedAt) {
+    const ran = job.startedAt ? `, ran ${duration(at(job.finishedAt) - at(job.startedAt))}` : "";
+    events.push({ at: at(job.finishedAt), text: `Finished: ${job.state}${ran}` });
+  }
+  events.sort((a, b) => a.at - b.at);
+  return events;
+}
+
+let shownTimeline = null;
+
+function renderTimeline(job) {
+  const events = timeline(job);
+  const key = JSON.stringify(events);
+  if (key === shownTimeline) return;
+  shownTimeline = key;
+  $("detail-timeline").replaceChildren(
+    ...events.map((event) => {
+      const item = document.createElement("li");
+      const time = document.createElement("time");
+      time.dateTime = new Date(event.at).toISOString();
+      time.textContent = clock(new Date(event.at).getTime(), true);
+      item.append(time, " ", event.text);
+      return item;
+    }),
+  );
 }
 
 export function renderDetail(job, missing, selected) {
@@ -67,10 +127,24 @@ export function renderDetail(job, missing, selected) {
   const note = $("detail-missing");
   note.hidden = !missing;
   setText(note, missing || "");
+  // An unknown id: the one message, and no empty labels under it.
+  $("detail-body").hidden = !job;
+  $("copy-id").hidden = !job;
   if (!job) return;
   const now = serverNow();
   setBadge($("detail-state"), job.state);
+  $("detail-retry").hidden = job.state !== "failed";
+  $("detail-cancel").hidden = job.state !== "submitted" && job.state !== "running";
   setText($("detail-description"), job.description ?? "—");
+  setText($("detail-queue"), job.queue);
+  setText($("detail-priority"), String(job.priority));
+  const due = job.state === "submitted" ? job.runAt : null;
+  const dueIn = due ? Date.parse(due) - now : 0;
+  setText(
+    $("detail-due"),
+    due ? `${dueIn > 0 ? `in ${duration(dueIn)}` : "now"} · ${new Date(due).toLocaleString()}` : "—",
+  );
+  setTitle($("detail-due"), due || "");
   for (const [key, field] of [
     ["created", "createdAt"],
     ["started", "startedAt"],
@@ -90,6 +164,7 @@ export function renderDetail(job, missing, selected) {
   $("detail-result-section").hidden = job.result === null && job.state !== "succeeded";
   setText($("detail-result"), json(job.result));
   renderErrors(job.errors ?? [], now);
+  renderTimeline(job);
 }
 
 // Empties every field, so nothing of the previous job ever shows under another job's id.
@@ -101,6 +176,9 @@ export function clearDetail() {
   $("detail-errors").replaceChildren();
   $("detail-errors-section").hidden = true;
   shownErrors = null;
+  $("detail-timeline").replaceChildren();
+  shownTimeline = null;
+  setText($("detail-action-result"), "");
   setText($("copy-id"), "Copy id");
 }
 

@@ -1,0 +1,203 @@
+// What an operator does: cancel and retry one job, the ticked ones, or every job matching the
+// filter (after a confirmation that says how many), and submit a job. The server's
+// `POST /jobs/cancel` and `/jobs/retry` do the work; the page says what they answered, in one
+// line, and the next refresh shows the jobs as they now are.
+
+import { Offline, getJson, postJson, problemDetail } from "./api.js";
+import { count, isolate, setText } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const MAX_BATCH = 1000; // the most ids one request may name (models.MAX_BATCH)
+// Counting a prefix filter's jobs reads pages of them; past this many it says "more than".
+const MAX_COUNTED = 10_000;
+
+const VERB = { cancel: "Cancelled", retry: "Retried" };
+// The states each action applies to (docs/api.md, "Operations").
+export const APPLIES = { cancel: ["submitted", "running"], retry: ["failed"] };
+
+function say(node, text, ok) {
+  node.className = `action-result ${ok ? "ok" : "error"}`;
+  setText(node, text);
+}
+
+async function send(action, body) {
+  try {
+    const response = await postJson(`/jobs/${action}`, body);
+    if (!response.ok) return { error: await problemDetail(response) };
+    return { answer: await response.json() };
+  } catch (err) {
+    if (err instanceof Offline) return { error: "The server does not answer; nothing was changed." };
+    throw err;
+  }
+}
+
+export async function actOnOne(action, jobId) {
+  const out = $("detail-action-result");
+  const { error, answer } = await send(action, { jobId });
+  if (error) return say(out, error, false);
+  say(out, `${VERB[action]}: now ${answer.state}.`, true);
+}
+
+export async function actOnTicked(action, jobIds) {
+  const out = $("action-result");
+  let matched = 0;
+  let changed = 0;
+  for (let i = 0; i < jobIds.length; i += MAX_BATCH) {
+    const { error, answer } = await send(action, { jobIds: jobIds.slice(i, i + MAX_BATCH) });
+    if (error) return say(out, error, false);
+    matched += answer.matched;
+    changed += answer.changed;
+  }
+  const left = jobIds.length - changed;
+  say(
+    out,
+    `${VERB[action]} ${count(changed)} of ${count(jobIds.length)} selected` +
+      (left ? ` (${count(left)} not ${APPLIES[action].join(" or ")}` +
+        `${matched < jobIds.length ? ", or gone" : ""}).` : "."),
+    true,
+  );
+  return changed;
+}
+
+// How many jobs the filter names for `action`: from /stats when it has no prefix (its counts per
+// state, per queue), else by reading the matching pages.
+export async function countMatching(action, filter, stats) {
+  const states = filter.state ? [filter.state] : APPLIES[action];
+  if (!filter.prefix) {
+    const figures = filter.queue ? stats.queues?.[filter.queue] : stats;
+    if (!figures) return { n: 0 };
+    return { n: states.reduce((sum, state) => sum + figures[state], 0) };
+  }
+  const query = new URLSearchParams({ limit: String(MAX_BATCH), prefix: filter.prefix });
+  for (const state of states) query.append("state", state);
+  if (filter.queue) query.append("queue", filter.queue);
+  let url = `/jobs?${query}`;
+  let n = 0;
+  while (url && n < MAX_COUNTED) {
+    const page = await getJson(url);
+    if (!page.ok) throw new Offline(`${url} answered ${page.status}`);
+    n += page.body.length;
+    url = nextUrlOf(page.response);
+  }
+  return { n, more: Boolean(url) };
+}
+
+function nextUrlOf(response) {
+  const match = (response.headers.get("Link") || "").match(/<([^>]*)>\s*;\s*rel="next"/);
+  return match ? match[1] : null;
+}
+
+export function describeFilter(filter) {
+  const parts = [];
+  if (filter.queue) parts.push(`in queue “${isolate(filter.queue)}”`);
+  if (filter.prefix) parts.push(`with an id starting “${isolate(filter.prefix)}”`);
+  return parts.join(" ");
+}
+
+// Resolves true when the operator confirms. The dialog is modal: focus stays in it, Escape
+// answers no, and focus goes back where it was.
+export function confirmAction(text, yes) {
+  const dialog = $("confirm");
+  setText($("confirm-text"), text);
+  setText($("confirm-yes"), yes);
+  setText($("confirm-title"), yes);
+  const back = document.activeElement;
+  dialog.returnValue = "";
+  dialog.showModal();
+  $("confirm-no").focus();
+  return new Promise((resolve) => {
+    dialog.addEventListener(
+      "close",
+      () => {
+        back?.focus();
+        resolve(dialog.returnValue === "ok");
+      },
+      { once: true },
+    );
+  });
+}
+
+export async function actOnFilter(action, filter) {
+  const { error, answer } = await send(action, { filter });
+  const out = $("action-result");
+  if (error) return say(out, error, false);
+  say(out, `${VERB[action]} ${count(answer.changed)} ${answer.changed === 1 ? "job" : "jobs"}.`, true);
+}
+
+// -- submitting ------------------------------------------------------------------------------
+
+function parseData(text) {
+  if (!text.trim()) return { value: undefined };
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    return { error: `data is not valid JSON: ${err.message}` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    return { error: 'data must be a JSON object, like {"key": "value"}' };
+  }
+  return { value };
+}
+
+// The form's fields as a submit body, or the one thing wrong with them.
+function submitBody() {
+  const data = parseData($("submit-data").value);
+  if (data.error) return { error: data.error, field: "submit-data" };
+  const body = { jobId: $("submit-id").value || crypto.randomUUID() };
+  const description = $("submit-description").value;
+  if (description) body.description = description;
+  if (data.value !== undefined) body.data = data.value;
+  const queue = $("submit-queue").value.trim();
+  if (queue) body.queue = queue;
+  for (const [id, key, label] of [
+    ["submit-priority", "priority", "priority"],
+    ["submit-delay", "delaySeconds", "delay"],
+  ]) {
+    const input = $(id);
+    if (input.value === "" && !input.validity.badInput) continue;
+    const value = Number(input.value);
+    if (input.validity.badInput || !Number.isFinite(value)) {
+      return { error: `${label} must be a number`, field: id };
+    }
+    body[key] = value;
+  }
+  return { body };
+}
+
+export async function submitJob(event, refresh) {
+  event.preventDefault();
+  const result = $("submit-result");
+  result.className = "submit-result";
+  const { body, error, field } = submitBody();
+  if (error) {
+    result.classList.add("error");
+    setText(result, error);
+    $(field).focus();
+    return;
+  }
+  let response;
+  try {
+    response = await postJson("/jobs/submit", body);
+  } catch (err) {
+    if (!(err instanceof Offline)) throw err;
+    result.classList.add("error");
+    setText(result, "The server does not answer; nothing was submitted.");
+    return;
+  }
+  if (!response.ok) {
+    result.classList.add("error");
+    setText(result, await problemDetail(response));
+    return;
+  }
+  const job = await response.json();
+  result.classList.add("ok");
+  setText(
+    result,
+    response.status === 201
+      ? `Submitted ${isolate(job.jobId)}.`
+      : `${isolate(job.jobId)} was already submitted with the same content; nothing changed.`,
+  );
+  $("submit-panel").reset();
+  refresh();
+}
