@@ -145,9 +145,17 @@ def test_each_sample_shows_the_newest_jobs_with_their_current_state() -> None:
 
 def test_a_failed_sample_keeps_the_last_data_and_says_why() -> None:
     with Client(f"http://127.0.0.1:{free_port()}", retries=0) as client:
-        last = Snapshot(url=client.url, now=datetime(2026, 1, 1, tzinfo=UTC), stats=counters(3, 1))
+        last = Snapshot(
+            url=client.url,
+            now=datetime(2026, 1, 1, tzinfo=UTC),
+            stats=counters(3, 1),
+            submitted=(0.0, 2.0),
+            completed=(0.0, 1.0),
+        )
         snapshot = sample(client, 5, Rates(), last)
     assert snapshot.stats == counters(3, 1)
+    # No rate is known while the server cannot be reached: none is shown as if it were.
+    assert (snapshot.submitted, snapshot.completed) == ((), ())
     assert snapshot.error is not None
     assert snapshot.error.startswith(f"cannot reach the server at {client.url}")
     assert snapshot.now > last.now

@@ -86,7 +86,9 @@ def sample(client: Client, rows: int, rates: Rates, last: Snapshot) -> Snapshot:
         submitted, completed = rates.sample(client, stats, time.monotonic())
         jobs = client.list_jobs(limit=rows, order="desc")
     except SimpleQueueError as exc:
-        return replace(last, now=now, error=one_line(exc.detail))
+        # The last counts and jobs stay on screen, marked by the error; the rates do not (a
+        # flat 0.0/s would claim that nothing happens, when nothing is known).
+        return replace(last, now=now, error=one_line(exc.detail), submitted=(), completed=())
     return Snapshot(
         url=client.url,
         now=now,
