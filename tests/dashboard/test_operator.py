@@ -137,12 +137,14 @@ def test_submit_with_queue_priority_and_delay(page: Page, server: ServerProcess)
     expect(page.locator("#detail-queue")).to_have_text("reports")
     expect(page.locator("#detail-priority")).to_have_text("7")
     expect(page.locator("#detail-due")).to_contain_text(re.compile(r"^in (9|10)m "))
-    # The server's refusal, in one line.
+    # Refused in the page, in one line (test_tryout.py has every field's words).
     form.get_by_label("Job id").fill("bad-priority")
     form.get_by_label("Priority").fill("1000")
     form.get_by_label("Delay").fill("")
     form.get_by_role("button", name="Submit", exact=True).click()
-    expect(page.locator("#submit-result")).to_contain_text("priority")
+    expect(page.locator("#submit-result")).to_have_text(
+        "Priority must be a whole number from \u2212100 to 100."
+    )
     expect(page.locator("#submit-result")).to_have_class(re.compile("error"))
 
 
@@ -440,3 +442,47 @@ def test_without_server_history_the_page_keeps_its_own(page: Page, server: Serve
         assert client.post("/jobs/submit", json=batch).is_success
     expect(page.locator("#rate-submitted")).to_have_text(re.compile(r"^[1-9]"))
     assert peak_y(page) > 10
+
+
+def test_all_matching_counts_what_is_there_when_asked_even_while_paused(
+    page: Page, server: ServerProcess
+) -> None:
+    # The confirmation states the jobs there at the moment it asks, not those of the last poll
+    # (paused here, so that poll is old).
+    with api(server) as client:
+        for n in range(3):
+            submit(client, f"bulk-{n}", queue="bulk")
+    page.goto(f"{server.url}/?queue=bulk")
+    expect(page.locator("#rows tr")).to_have_count(3)
+    page.get_by_role("button", name="Pause").click()
+    expect(page.locator("#live-text")).to_have_text("paused")
+    with api(server) as client:
+        for n in range(3, 23):
+            submit(client, f"bulk-{n}", queue="bulk")
+    page.locator("#all-cancel").click()
+    expect(page.locator("#confirm-text")).to_have_text(
+        "Cancel all 23 submitted or running jobs in queue “\u2068bulk\u2069”?"
+    )
+    page.locator("#confirm-yes").click()
+    expect(page.locator("#action-result")).to_have_text("Cancelled 23 jobs.")
+
+
+def test_a_link_naming_an_absurd_page_is_the_first_page(page: Page, server: ServerProcess) -> None:
+    with api(server) as client:
+        submit(client, "only")
+    page.goto(f"{server.url}/?page=4294967297&from=/jobs%3Flimit%3D1")
+    expect(page.locator("#live-text")).to_have_text(re.compile(r"^live"))
+    expect(page.locator("#rows tr")).to_have_count(1)
+
+
+def test_a_bidi_control_inside_a_job_string_cannot_leave_its_isolate(
+    page: Page, server: ServerProcess
+) -> None:
+    # A PDI in the text would close the page's FSI early, and the RLO after it would reverse
+    # the rest of the page's own sentence: both are shown as U+FFFD inside the isolate.
+    tricky = "x\u2069\u202eabc"
+    page.goto(f"{server.url}/?q={tricky}")
+    expect(page.locator("#live-text")).to_have_text(re.compile(r"^live"))
+    body = page.locator("body").inner_text()
+    assert "\u202e" not in body
+    assert "\u2068x\ufffd\ufffdabc\u2069" in body

@@ -140,29 +140,82 @@ function parseData(text) {
   return { value };
 }
 
-// The form's fields as a submit body, or the one thing wrong with them.
+// The server's rules for a submit (simplequeue/models.py), checked here so that every bad field
+// is named at once in plain words; the server's own detail stays the answer for anything else.
+const MAX_JOB_ID_LENGTH = 256;
+const RESERVED_JOB_IDS = ["next", "submit", "complete", "heartbeat", "cancel", "retry"];
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const MAX_QUEUE_NAME = 64;
+const QUEUE_NAME = /^[A-Za-z0-9._:-]+$/;
+const [MIN_PRIORITY, MAX_PRIORITY] = [-100, 100];
+const MAX_DELAY_SECONDS = 31_536_000;
+
+function checkJobId(id) {
+  if ([...id].length > MAX_JOB_ID_LENGTH) {
+    return `job id may be at most ${count(MAX_JOB_ID_LENGTH)} characters`;
+  }
+  if (CONTROL.test(id)) return "job id may not hold control characters (tabs, line breaks)";
+  if (RESERVED_JOB_IDS.includes(id)) {
+    return `job id may not be ${RESERVED_JOB_IDS.slice(0, -1).join(", ")} or retry (reserved)`;
+  }
+  return null;
+}
+
+function checkQueue(queue) {
+  if (queue.length > MAX_QUEUE_NAME) return `queue may be at most ${MAX_QUEUE_NAME} characters`;
+  if (!QUEUE_NAME.test(queue)) return "queue may hold only A–Z a–z 0–9 . _ : -";
+  return null;
+}
+
+// A number input's value, `undefined` when left empty, or NaN when it holds no number.
+function numberOf(input) {
+  if (input.validity.badInput) return NaN;
+  return input.value.trim() === "" ? undefined : Number(input.value);
+}
+
+// The form's fields as a submit body, or every thing wrong with them (and the first bad field).
 function submitBody() {
-  const data = parseData($("submit-data").value);
-  if (data.error) return { error: data.error, field: "submit-data" };
-  const body = { jobId: $("submit-id").value || crypto.randomUUID() };
+  const problems = [];
+  const bad = (field, text) => problems.push({ field, text });
+  const body = {};
+  const jobId = $("submit-id").value;
+  if (jobId) {
+    const problem = checkJobId(jobId);
+    if (problem) bad("submit-id", problem);
+  }
+  body.jobId = jobId || crypto.randomUUID();
   const description = $("submit-description").value;
   if (description) body.description = description;
-  if (data.value !== undefined) body.data = data.value;
   const queue = $("submit-queue").value.trim();
-  if (queue) body.queue = queue;
-  for (const [id, key, label] of [
-    ["submit-priority", "priority", "priority"],
-    ["submit-delay", "delaySeconds", "delay"],
-  ]) {
-    const input = $(id);
-    if (input.value === "" && !input.validity.badInput) continue;
-    const value = Number(input.value);
-    if (input.validity.badInput || !Number.isFinite(value)) {
-      return { error: `${label} must be a number`, field: id };
-    }
-    body[key] = value;
+  if (queue) {
+    const problem = checkQueue(queue);
+    if (problem) bad("submit-queue", problem);
+    body.queue = queue;
   }
-  return { body };
+  const priority = numberOf($("submit-priority"));
+  if (priority !== undefined) {
+    if (!Number.isInteger(priority) || priority < MIN_PRIORITY || priority > MAX_PRIORITY) {
+      bad("submit-priority", "priority must be a whole number from −100 to 100");
+    }
+    body.priority = priority;
+  }
+  const delay = numberOf($("submit-delay"));
+  if (delay !== undefined) {
+    if (!Number.isFinite(delay) || delay < 0 || delay > MAX_DELAY_SECONDS) {
+      bad("submit-delay", `delay must be from 0 to ${count(MAX_DELAY_SECONDS)} seconds`);
+    }
+    body.delaySeconds = delay;
+  }
+  const data = parseData($("submit-data").value);
+  if (data.error) bad("submit-data", data.error);
+  else if (data.value !== undefined) body.data = data.value;
+  for (const id of ["submit-id", "submit-queue", "submit-priority", "submit-delay", "submit-data"]) {
+    if (problems.some((p) => p.field === id)) $(id).setAttribute("aria-invalid", "true");
+    else $(id).removeAttribute("aria-invalid");
+  }
+  if (!problems.length) return { body };
+  const text = problems.map((p) => p.text).join("; ");
+  return { error: text[0].toUpperCase() + text.slice(1) + ".", field: problems[0].field };
 }
 
 export async function submitJob(event, refresh) {

@@ -316,7 +316,18 @@ async function bulkTicked(action) {
 
 async function bulkFilter(action) {
   const f = filter();
-  const { n, more } = await countMatching(action, f, lastStats || {});
+  // Counted now, from a fresh /stats: the last poll may be old (paused, or a second ago on a
+  // busy queue), and the confirmation must state what is there at the moment it is asked.
+  let n;
+  let more;
+  try {
+    const stats = await getJson("/stats");
+    if (!stats.ok) throw new Offline(`/stats answered ${stats.status}`);
+    ({ n, more } = await countMatching(action, f, stats.body));
+  } catch {
+    setText($("action-result"), "Could not count the matching jobs: the server did not answer.");
+    return;
+  }
   const states = f.state ? [f.state] : APPLIES[action];
   const scope = describeFilter(f);
   const what = `${more ? "more than " : ""}${count(n)} ${states.join(" or ")} ` +

@@ -108,9 +108,13 @@ export function rate(value) {
 }
 
 // A job's text inside a sentence of the page's, bidi-isolated (FSI … PDI, the plain-text twin of
-// <bdi>): a right-to-left override in an id cannot reorder the words around it.
+// <bdi>): a right-to-left override in an id cannot reorder the words around it. The text's own
+// embedding, override and isolate controls (U+202A-202E, U+2066-2069) are shown as U+FFFD: a
+// PDI inside it would otherwise close the isolate early and let what follows escape it.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/g;
+
 export function isolate(text) {
-  return `\u2068${text}\u2069`;
+  return `\u2068${String(text).replace(BIDI_CONTROLS, "\ufffd")}\u2069`;
 }
 
 // -- writing into the page ---------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Queue health: per queue its counts, failure rate and latency (how long its oldest due job has
 // waited), and across queues the worst latency and the longest-running job, to spot stuck ones.
 
-import { age, count, duration, failureRate, serverNow, setText, setTitle } from "./format.js";
+import {
+  age, count, duration, failureRate, isolate, serverNow, setText, setTitle,
+} from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const rowsByQueue = new Map();
@@ -61,12 +63,15 @@ export function renderHealth(stats, longest) {
   ];
   if (longest) {
     const ran = duration(serverNow() - Date.parse(longest.startedAt));
-    parts.push(`longest running ${ran}: `);
+    parts.push(`longest running ${ran}:`);
   } else {
     parts.push("nothing running");
   }
+  // One line that never wraps (style.css cuts it with an ellipsis); the whole of it on hover.
   setText($("health-summary"), parts.join(" · "));
   setText($("health-longest"), longest ? longest.jobId : "");
+  setTitle($("health-line"), parts.join(" · ") + (longest ? ` ${isolate(longest.jobId)}` : ""));
+  $("health-empty").hidden = rowsByQueue.size > 0;
 }
 
 // The running job that started first, of the first page of running jobs (100 at most).

@@ -112,6 +112,8 @@ export function renderRows(jobs, selected, emptyText) {
   }
   const empty = document.getElementById("empty");
   empty.hidden = jobs.length > 0;
+  // Shown with the first page of jobs: before it, the rows arriving would push it down.
+  document.getElementById("pager").hidden = false;
   setText(empty, jobs.length ? "" : emptyText);
   updateTabStop();
   updatePageBox();

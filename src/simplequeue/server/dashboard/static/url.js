@@ -3,6 +3,7 @@
 
 const STATES = ["submitted", "running", "succeeded", "failed"];
 const SIZES = [10, 25, 50, 100];
+const MAX_PAGE = 10_000; // the deepest page a link may name
 
 // The view the address names; whatever it names wrongly is left at its default.
 export function readUrl(defaults) {
@@ -19,7 +20,8 @@ export function readUrl(defaults) {
   // A later page is the `Link` URL that led to it; the ones before it are not known.
   const page = Number(query.get("page"));
   const from = query.get("from") || "";
-  if (Number.isInteger(page) && page > 1 && from.startsWith("/jobs?")) {
+  // Bounded: a crafted link must not make the page build a huge array.
+  if (Number.isInteger(page) && page > 1 && page <= MAX_PAGE && from.startsWith("/jobs?")) {
     view.cursors = [...Array(page - 2).fill(null), from];
   } else {
     view.cursors = defaults.cursors;
