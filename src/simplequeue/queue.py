@@ -14,6 +14,7 @@ import random
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import msgspec
 
@@ -150,7 +151,10 @@ def _from_tombstone(tombstone: Tombstone, sent: NewJob) -> StoredJob:
     )
 
 
-def _pruned(tombstone: Tombstone) -> JobGone:
+def _missing(job_id: str, tombstone: Tombstone | None) -> JobNotFound | JobGone:
+    """The error for an id no job has: 410 if retention deleted its job, else 404."""
+    if tombstone is None:
+        return JobNotFound(f"no job has jobId {job_id!r}")
     finished = tombstone.finished_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return JobGone(
         f"job {tombstone.job_id!r} {tombstone.state.value} at {finished} and was deleted by "
@@ -194,6 +198,19 @@ def _not_movable(action: Action, job: StoredJob) -> JobConflict:
             "running job can be cancelled"
         )
     return JobConflict(f"job {job.job_id!r} is {job.state.value}; only a failed job can be retried")
+
+
+async def _in_batches(batch: Callable[[], Awaitable[int]]) -> int:
+    """Run a duty's ``batch`` (up to `DUTY_BATCH` jobs each) until one does less than that, at
+    most `DUTY_BATCHES` times, letting other work go first between two: how many jobs in all."""
+    total = 0
+    for _ in range(DUTY_BATCHES):
+        done = await batch()
+        total += done
+        if done < DUTY_BATCH:
+            break
+        await asyncio.sleep(0)
+    return total
 
 
 class Event(enum.Enum):
@@ -468,10 +485,8 @@ class Queue:
         return answers
 
     async def _unknown(self, job_id: str) -> JobNotFound | JobGone:
-        """The error for an id no job has: 410 if retention deleted its job, else 404."""
-        if (tombstone := await self.store.tombstone(job_id)) is not None:
-            return _pruned(tombstone)
-        return JobNotFound(f"no job has jobId {job_id!r}")
+        """The error for an id no job has, its tombstone looked up."""
+        return _missing(job_id, await self.store.tombstone(job_id))
 
     async def _ending(self, request: CompleteRequest, result: bytes | None) -> Ending:
         if request.status == CompletionStatus.SUCCEEDED:
@@ -503,9 +518,7 @@ class Queue:
         move = ACTIONS[action]
         (moved,) = await self.store.move([job_id], move, self._clock())
         if moved.job is None:
-            if moved.tombstone is not None:
-                raise _pruned(moved.tombstone)
-            raise JobNotFound(f"no job has jobId {job_id!r}")
+            raise _missing(job_id, moved.tombstone)
         if not moved.moved:
             raise _not_movable(action, moved.job)
         if move.target == JobState.SUBMITTED:
@@ -561,24 +574,12 @@ class Queue:
             if keep is None:
                 continue
             before = now - timedelta(seconds=keep)
-            for _ in range(DUTY_BATCHES):
-                deleted = await self.store.prune(state, before, DUTY_BATCH)
-                pruned += deleted
-                if deleted < DUTY_BATCH:
-                    break
-                await asyncio.sleep(0)
+            pruned += await _in_batches(partial(self.store.prune, state, before, DUTY_BATCH))
         return pruned
 
     async def promote(self) -> int:
         """Let the scheduled jobs that fell due join the hand-out order, in bounded batches."""
-        promoted = 0
-        for _ in range(DUTY_BATCHES):
-            done = await self.store.promote(self._clock(), DUTY_BATCH)
-            promoted += done
-            if done < DUTY_BATCH:
-                break
-            await asyncio.sleep(0)
-        return promoted
+        return await _in_batches(lambda: self.store.promote(self._clock(), DUTY_BATCH))
 
     async def run(self, interval: float = EXPIRY_INTERVAL) -> None:
         """The server's background duty, until cancelled: take back expired leases, delete what

@@ -167,6 +167,11 @@ def _tombstone(row: Row) -> Tombstone:
     )
 
 
+def _tombstone_of(conn: sqlite3.Connection, job_id: str) -> Tombstone | None:
+    row = conn.execute(Q["tombstone"], {"job_id": job_id}).fetchone()
+    return None if row is None else _tombstone(row)
+
+
 def _candidates(queues: Sequence[str]) -> str:
     """The ready jobs a claim picks from, in hand-out order: the head of one index for any
     queue; the head of each named queue's part of another, merged, for named queues (each part
@@ -742,8 +747,9 @@ class SqliteStore:
                 elif stored := conn.execute(Q["get"], {"job_id": job.job_id}).fetchone():
                     done.append((_job(stored), False))
                 else:
-                    buried = conn.execute(Q["tombstone"], {"job_id": job.job_id}).fetchone()
-                    done.append((_tombstone(buried), False))
+                    buried = _tombstone_of(conn, job.job_id)
+                    assert buried is not None  # the insert skips only stored or buried ids
+                    done.append((buried, False))
             return done
 
         return await self._write(insert_or_read, rows=len(jobs))
@@ -921,10 +927,7 @@ class SqliteStore:
                         Moved(_job(conn.execute(Q["get"], {"job_id": job_id}).fetchone()), False)
                     )
                 else:
-                    buried = conn.execute(Q["tombstone"], {"job_id": job_id}).fetchone()
-                    answers.append(
-                        Moved(None, False, None if buried is None else _tombstone(buried))
-                    )
+                    answers.append(Moved(None, False, _tombstone_of(conn, job_id)))
             return answers
 
         return await self._write(apply, rows=len(job_ids))
@@ -1037,11 +1040,7 @@ class SqliteStore:
         return await self._read(read)
 
     async def tombstone(self, job_id: str) -> Tombstone | None:
-        def read(conn: sqlite3.Connection) -> Tombstone | None:
-            row = conn.execute(Q["tombstone"], {"job_id": job_id}).fetchone()
-            return None if row is None else _tombstone(row)
-
-        return await self._read(read)
+        return await self._read(lambda conn: _tombstone_of(conn, job_id))
 
     async def get(self, job_id: str) -> StoredJob | None:
         def read(conn: sqlite3.Connection) -> StoredJob | None:
