@@ -25,6 +25,7 @@ __all__ = [
     "MAX_PRIORITY",
     "MAX_QUEUES_NAMED",
     "MIN_PRIORITY",
+    "QUEUE_NAME_RULE",
     "RESERVED_JOB_IDS",
     "RETRY_BACKOFF",
     "STORE_TIMEOUT",
@@ -147,7 +148,7 @@ RUN_AT_YEARS = (1000, 9999)
 """The years (in UTC) a ``runAt`` may fall in: four-digit ones, which every store and client
 writes and reads the same way."""
 _QUEUE_CHARACTERS = "A-Za-z0-9._:-"
-_QUEUE_NAME_RULE = f"1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -"
+QUEUE_NAME_RULE = f"1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -"
 
 Error = Annotated[
     str,
@@ -177,7 +178,7 @@ QueueName = Annotated[
         min_length=1,
         max_length=MAX_QUEUE_NAME,
         pattern=f"^[{_QUEUE_CHARACTERS}]+$",
-        description=_QUEUE_NAME_RULE,
+        description=QUEUE_NAME_RULE,
         examples=["default", "emails"],
     ),
 ]
@@ -232,7 +233,7 @@ def check_queue_name(name: str, field: str = "queue") -> None:
     """Raise ``ValueError`` unless ``name`` is a queue name: 1-64 characters from
     ``A-Z a-z 0-9 . _ : -`` (the pattern in the schema lets a final newline through)."""
     if not _QUEUE_NAME.fullmatch(name):
-        raise ValueError(f"`{field}` must be {_QUEUE_NAME_RULE}")
+        raise ValueError(f"`{field}` must be {QUEUE_NAME_RULE}")
 
 
 def _in_utc(run_at: datetime) -> datetime:

@@ -25,9 +25,9 @@ from simplequeue.models import (
     MAX_ERROR_LENGTH,
     MAX_LEASE_SECONDS,
     MAX_PRIORITY,
-    MAX_QUEUE_NAME,
     MAX_WAIT_SECONDS,
     MIN_PRIORITY,
+    QUEUE_NAME_RULE,
     CompletionStatus,
     JobState,
 )
@@ -68,8 +68,7 @@ def submit(
         typer.Option(
             parser=options.queue_name,
             metavar="NAME",
-            help=f"The queue it joins (default: {DEFAULT_QUEUE}): 1-{MAX_QUEUE_NAME} "
-            "characters from A-Z a-z 0-9 . _ : -",
+            help=f"The queue it joins (default: {DEFAULT_QUEUE}): {QUEUE_NAME_RULE}",
         ),
     ] = None,
     priority: Annotated[

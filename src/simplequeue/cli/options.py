@@ -19,8 +19,8 @@ from simplequeue.inert import inert
 from simplequeue.models import (
     MAX_DELAY_SECONDS,
     MAX_LEASE_SECONDS,
-    MAX_QUEUE_NAME,
     MAX_QUEUES_NAMED,
+    QUEUE_NAME_RULE,
     check_queue_name,
 )
 
@@ -50,9 +50,7 @@ def queue_name(text: str) -> str:
     try:
         check_queue_name(text)
     except ValueError:
-        raise typer.BadParameter(
-            f"{text!r} is not a queue name: 1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -"
-        ) from None
+        raise typer.BadParameter(f"{text!r} is not a queue name: {QUEUE_NAME_RULE}") from None
     return text
 
 

@@ -24,9 +24,9 @@ from simplequeue.models import (
     MAX_CLAIM_COUNT,
     MAX_JOB_ID_LENGTH,
     MAX_LEASE_SECONDS,
-    MAX_QUEUE_NAME,
     MAX_QUEUES_NAMED,
     MAX_WAIT_SECONDS,
+    QUEUE_NAME_RULE,
     Changed,
     ClaimedJob,
     CompleteRequest,
@@ -269,7 +269,7 @@ QueuesParameter = Annotated[
         name="queue",
         max_items=MAX_QUEUES_NAMED,
         description="Only jobs of these queues (repeatable; none: every queue). A queue name "
-        f"is 1-{MAX_QUEUE_NAME} characters from A-Z a-z 0-9 . _ : -",
+        f"is {QUEUE_NAME_RULE}",
     ),
 ]
 
