@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import msgspec
@@ -57,6 +57,7 @@ from simplequeue.store.base import (
     Tombstone,
     UnknownCursor,
     fingerprint,
+    utcnow,
 )
 from simplequeue.waiters import Waiters
 
@@ -76,10 +77,6 @@ __all__ = [
 logger = logging.getLogger("simplequeue.queue")
 
 MAX_PAGE = 1000
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,10 +581,12 @@ class Queue:
     async def run(self, interval: float = EXPIRY_INTERVAL) -> None:
         """The server's background duty, until cancelled: take back expired leases, delete what
         retention no longer keeps, let waiting workers look for jobs that fell due or that
-        another process added; and, beside that, sample the rate history once a second."""
+        another process added; beside that, sample the rate history once a second, and wake
+        waiting workers as soon as the store tells of another process's job (`Store.watch`)."""
         async with asyncio.TaskGroup() as duties:
             duties.create_task(self._look(interval))
             duties.create_task(self._sample_every_interval())
+            duties.create_task(self.store.watch(self._waiters.wake))
 
     async def _look(self, interval: float) -> None:
         while True:

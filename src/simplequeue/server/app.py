@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             keep_succeeded=settings.keep_succeeded,
             keep_failed=settings.keep_failed,
         )
-        queue = app.state.queue = Queue(opened, rules=rules)
+        queue = app.state.queue = Queue(opened, clock=opened.now, rules=rules)
         app.state.settings = settings
         # Expired leases come back without anyone asking: the server looks twice a second.
         duty = asyncio.create_task(queue.run(), name="simplequeue-expiry")

@@ -14,11 +14,12 @@ caller must interpret.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple, Protocol, TypeVar
 
 from simplequeue.jsontext import canonical
@@ -52,9 +53,22 @@ __all__ = [
     "decide",
     "fingerprint",
     "kept",
+    "utcnow",
+    "without_others",
 ]
 
 T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """The machine's clock, in UTC: the time of a store no other machine shares."""
+    return datetime.now(UTC)
+
+
+async def without_others(wake: Callable[[], None]) -> None:
+    """`Store.watch` for a store that cannot tell when another process adds a job: it waits,
+    never calling ``wake``, until cancelled (the server's periodic look finds such jobs)."""
+    await asyncio.Event().wait()
 
 
 class StoreUnusable(RuntimeError):
@@ -352,5 +366,15 @@ class ReadStore(Protocol):
 class Store(WorkStore, ReadStore, Protocol):
     async def open(self) -> None:
         """Connect, and create or migrate the schema. Called once before any other method."""
+
+    def now(self) -> datetime:
+        """The time, as every server on this store agrees on it: the queue reads each ``now``
+        it passes to the store from here, so that leases and due times mean the same on every
+        server (for a shared database: its clock, not each machine's)."""
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Run until cancelled, calling ``wake`` whenever another process may have made a job
+        available (submitted, released, retried, taken back), so that waiting workers look at
+        once rather than at the server's next periodic look."""
 
     async def close(self) -> None: ...

@@ -36,6 +36,8 @@ from simplequeue.store.base import (
     decide,
     fingerprint,
     kept,
+    utcnow,
+    without_others,
 )
 
 
@@ -62,6 +64,10 @@ class MemoryStore:
 
     async def close(self) -> None:
         pass
+
+    # One process holds the jobs: its clock is the store's, and no other process adds any.
+    now = staticmethod(utcnow)
+    watch = staticmethod(without_others)
 
     async def submit(self, job: NewJob) -> tuple[StoredJob | Tombstone, bool]:
         return self._submit(job)

@@ -66,6 +66,8 @@ from simplequeue.store.base import (
     decide,
     fingerprint,
     kept,
+    utcnow,
+    without_others,
 )
 from simplequeue.store.sql import load_queries
 
@@ -361,6 +363,11 @@ class SqliteStore:
         self._reader = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
+
+    # The servers sharing a file share a machine, and so its clock. Another process's submit
+    # is found by the server's periodic look: SQLite cannot tell a connection about it.
+    now = staticmethod(utcnow)
+    watch = staticmethod(without_others)
 
     # -- running calls on the store's threads ----------------------------------------------
 
