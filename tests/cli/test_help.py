@@ -17,6 +17,7 @@ from simplequeue.cli.usage import Command
 cli_app = importlib.import_module("simplequeue.cli.app")
 
 COMMANDS = sorted(typer.main.get_group(app).commands)
+WIDTHS = [60, 80, 120]
 
 
 def help_text(*args: str, width: int) -> str:
@@ -39,6 +40,40 @@ def test_help_names_no_python_types(command: str, width: int) -> None:
     shown = help_text(*([command] if command else []), width=width)
     assert not re.search(r"<(bool|str|int|float|list|datetime)\b", shown), shown
     assert "{" not in next(line for line in shown.splitlines() if "Usage:" in line)
+
+
+def words(shown: str) -> set[str]:
+    return set(re.sub(r"[│╭╮╰╯─]", " ", shown).split())
+
+
+def option_names(command: str) -> list[str]:
+    """Every option name the help of ``command`` (``""``: `sq` itself) shows."""
+    group = typer.main.get_command(app)
+    ctx = typer.Context(group)
+    shown = group if not command else typer.main.get_group(app).commands[command]
+    return [name for param in shown.get_params(ctx) for name in param.opts if name[0] == "-"]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", ["", *COMMANDS])
+def test_help_cuts_no_word_and_breaks_none(command: str, width: int) -> None:
+    args = [command] if command else []
+    shown = help_text(*args, width=width)
+    assert "…" not in shown, shown
+    # Every word of a help too wide to wrap: a name, value or word broken across two lines, or
+    # cut, leaves pieces that are not among them.
+    assert words(shown) - words(help_text(*args, width=1000)) == set(), shown
+    for name in option_names(command):
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", shown), (name, shown)
+
+
+def test_at_60_columns_a_long_value_goes_under_its_name_and_each_fact_stays_whole() -> None:
+    rows = [row.rstrip() for row in panel_rows(help_text(width=60), "Options")]
+    assert "[env var: SIMPLEQUEUE_URL]" in rows[2]
+    assert "[default: http://127.0.0.1:8000]" in rows[3]
+    serve = panel_rows(help_text("serve", width=60), "Options")
+    at = next(i for i, row in enumerate(serve) if row.split()[0] == "--log-level")
+    assert serve[at + 1].split()[0] == "debug|info|warning|error", serve
 
 
 def first_paragraph(command: str) -> str:
@@ -75,8 +110,9 @@ def test_no_paragraph_of_help_keeps_a_line_break_of_its_docstring() -> None:
         ("work", "Usage: sq work [OPTIONS] COMMAND..."),
     ],
 )
-def test_usage_lines_name_arguments_plainly(command: str, usage: str) -> None:
-    assert usage in help_text(command, width=80)
+@pytest.mark.parametrize("width", WIDTHS)
+def test_usage_lines_name_arguments_plainly(command: str, usage: str, width: int) -> None:
+    assert usage in help_text(command, width=width).splitlines()[1]
 
 
 def test_options_show_what_they_take_and_flags_nothing() -> None:
@@ -99,6 +135,7 @@ def run_main(
     """`sq` as its entry point runs it: the one line a usage error prints (exit code 2)."""
     monkeypatch.setattr(cli_app, "connect", lambda *a, **k: pytest.fail("nothing may be sent"))
     monkeypatch.setattr(sys, "argv", ["sq", *args])
+    monkeypatch.setenv("COLUMNS", "60")  # one line however narrow: the terminal wraps it
     with pytest.raises(SystemExit) as ended:
         cli_app.main()
     captured = capsys.readouterr()
@@ -148,6 +185,16 @@ def run_main(
         ),
         (["--timeout", "0", "stats"], "sq: error: --timeout must be a number of at least 0.1"),
         (["heartbeat", "x"], "sq: error: missing --lease (see 'sq heartbeat --help')"),
+        (
+            ["next", "--queue", "a/b"],
+            "sq: error: --queue: 'a/b' is not a queue name: 1-64 characters from A-Z a-z 0-9 . "
+            "_ : - (see 'sq next --help')",
+        ),
+        (
+            ["submit", "--delay", "5x"],
+            "sq: error: --delay: '5x' is not a duration: give a number of seconds, or one with "
+            "a unit (90s, 15m, 12h, 7d) (see 'sq submit --help')",
+        ),
     ],
 )
 def test_a_usage_error_is_one_sentence_on_one_line(
