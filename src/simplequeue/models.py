@@ -212,8 +212,10 @@ JobData = Annotated[
 def job_path(job_id: str) -> str:
     """The path of ``GET /jobs/{jobId}`` for this id: the id percent-encoded as one segment.
 
-    ``.`` and ``..`` are encoded too (``%2E``): as bare segments, every HTTP client and browser
-    would resolve them away (RFC 3986) and ask for ``/jobs`` or ``/`` instead.
+    ``.`` and ``..`` are encoded too (``%2E``): as bare segments, HTTP clients would resolve
+    them away (RFC 3986) and ask for ``/jobs`` or ``/`` instead. httpx keeps ``%2E``; browsers
+    decode it and resolve it all the same, so the dashboard finds those two ids through the
+    list (``GET /jobs?prefix=``) instead.
     """
     segment = quote(job_id, safe="")
     if segment in {".", ".."}:

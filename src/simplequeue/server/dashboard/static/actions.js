@@ -3,7 +3,15 @@
 // `POST /jobs/cancel` and `/jobs/retry` do the work; the page says what they answered, in one
 // line, and the next refresh shows the jobs as they now are.
 
-import { Offline, getJson, postJson, problemDetail } from "./api.js";
+import {
+  MAX_PAGE,
+  MAX_QUEUE_NAME,
+  Offline,
+  QUEUE_NAME,
+  getJson,
+  postJson,
+  problemDetail,
+} from "./api.js";
 import { count, isolate, setText } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
@@ -68,7 +76,7 @@ export async function countMatching(action, filter, stats) {
     if (!figures) return { n: 0 };
     return { n: states.reduce((sum, state) => sum + figures[state], 0) };
   }
-  const query = new URLSearchParams({ limit: String(MAX_BATCH), prefix: filter.prefix });
+  const query = new URLSearchParams({ limit: String(MAX_PAGE), prefix: filter.prefix });
   for (const state of states) query.append("state", state);
   if (filter.queue) query.append("queue", filter.queue);
   let url = `/jobs?${query}`;
@@ -145,8 +153,6 @@ function parseData(text) {
 const MAX_JOB_ID_LENGTH = 256;
 const RESERVED_JOB_IDS = ["next", "submit", "complete", "heartbeat", "cancel", "retry"];
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const MAX_QUEUE_NAME = 64;
-const QUEUE_NAME = /^[A-Za-z0-9._:-]+$/;
 const [MIN_PRIORITY, MAX_PRIORITY] = [-100, 100];
 const MAX_DELAY_SECONDS = 31_536_000;
 

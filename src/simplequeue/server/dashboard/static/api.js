@@ -3,16 +3,17 @@
 import { learnServerTime } from "./format.js";
 
 const REQUEST_TIMEOUT_MS = 3000;
+// The most jobs one `GET /jobs` answers (queue.MAX_PAGE).
+export const MAX_PAGE = 1000;
+// The API's rule for a queue name (models.QUEUE_NAME_RULE).
+export const MAX_QUEUE_NAME = 64;
+export const QUEUE_NAME = /^[A-Za-z0-9._:-]+$/;
+// Ids a browser cannot put in a path: it resolves them as dot segments, and the URL standard
+// reads %2E as a dot too, so /jobs/%2E%2E is fetched as / and /jobs/%2E as /jobs/.
+const DOT_SEGMENTS = [".", ".."];
 
 // The server did not answer (or not usably): the page shows its "Disconnected" banner.
 export class Offline extends Error {}
-
-// The id as one path segment. "." and ".." are encoded too: a browser resolves bare dot
-// segments away (RFC 3986) and would fetch /jobs or / instead (models.job_path does the same).
-export function jobPath(jobId) {
-  const segment = encodeURIComponent(jobId);
-  return "/jobs/" + (segment === "." || segment === ".." ? segment.replaceAll(".", "%2E") : segment);
-}
 
 // An error from a request the page aborted itself (`options.signal`): its answer was no longer
 // wanted. A timeout is not one of these; it means the server is not answering.
@@ -36,6 +37,23 @@ export async function request(url, options = {}) {
   }
   learnServerTime(response);
   return response;
+}
+
+// One job, by `GET /jobs/{id}`: `{job}`, or `{missing}` with the reason it is not there. A dot
+// id is looked for in the list instead (the first page of ids starting with it).
+export async function getJob(jobId, options = {}) {
+  const byList = DOT_SEGMENTS.includes(jobId);
+  const url = byList
+    ? `/jobs?${new URLSearchParams({ prefix: jobId, limit: String(MAX_PAGE) })}`
+    : `/jobs/${encodeURIComponent(jobId)}`;
+  const answer = await getJson(url, options);
+  if (answer.status === 404 || answer.status === 410) {
+    return { missing: await problemDetail(answer.response) };
+  }
+  if (!answer.ok) throw new Offline(`${url} answered ${answer.status}`);
+  if (!byList) return { job: answer.body };
+  const job = answer.body.find((j) => j.jobId === jobId);
+  return job ? { job } : { missing: `no job has jobId '${jobId}'` };
 }
 
 export async function problemDetail(response) {

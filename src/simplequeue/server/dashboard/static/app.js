@@ -10,7 +10,7 @@
 // actions.js (cancel, retry, submit), url.js (the view in the address); this one holds the view,
 // the refresh loop and the wiring.
 
-import { Offline, getJson, isStale, jobPath, nextLink, problemDetail } from "./api.js";
+import { Offline, getJob, getJson, isStale, nextLink, problemDetail } from "./api.js";
 import {
   APPLIES,
   actOnFilter,
@@ -26,7 +26,7 @@ import { clock, count, isolate, serverNow, setText } from "./format.js";
 import { longestRunning, renderHealth } from "./health.js";
 import { clearDetail, copyId, renderDetail } from "./panel.js";
 import { clearTicks, focusRow, moveFocus, renderRows, selectRow, tick as tickRow, tickPage, ticked } from "./table.js";
-import { readUrl, writeUrl } from "./url.js";
+import { continues, readUrl, writeUrl } from "./url.js";
 
 const REFRESH_MS = 1000;
 // While the server does not answer: 1 s, 2 s, 4 s ... at most this.
@@ -123,16 +123,17 @@ async function refreshHistory(signal) {
 
 // -- the table and the detail panel ---------------------------------------------------------
 
-function showRows(jobs) {
+// `refused`: the server's reason for answering the view's own request 400, said where the jobs
+// would be.
+function showRows(jobs, refused = null) {
   lastJobs = jobs;
   const filtered = view.state || view.search || view.queue;
-  renderRows(
-    jobs,
-    view.selected,
-    filtered
-      ? "No jobs match this filter."
-      : "No jobs yet. Submit one with the button above, or with sq submit.",
-  );
+  let empty = "No jobs yet. Submit one with the button above, or with sq submit.";
+  if (refused) empty = `No jobs: the server refuses this filter (${refused}).`;
+  else if (filtered) empty = "No jobs match this filter.";
+  renderRows(jobs, view.selected, empty);
+  // The first answer is in: on a phone, what comes after the jobs may now be drawn.
+  document.body.classList.add("rows-shown");
 }
 
 function renderPager() {
@@ -184,15 +185,10 @@ async function refreshDetail() {
   }
   if (missing === selected) return; // said once; the 404 is not asked again
   const { signal } = detailAbort;
-  const answer = await getJson(jobPath(selected), { signal });
+  const answer = await getJob(selected, { signal });
   signal.throwIfAborted(); // another job was opened (or none) while the answer was read
-  if (answer.status === 404 || answer.status === 410) {
-    missing = selected;
-    renderDetail(null, await problemDetail(answer.response), selected);
-    return;
-  }
-  if (!answer.ok) throw new Offline(`${jobPath(selected)} answered ${answer.status}`);
-  renderDetail(answer.body, null, selected);
+  if (answer.missing !== undefined) missing = selected;
+  renderDetail(answer.job ?? null, answer.missing ?? null, selected);
 }
 
 function openDetail(jobId) {
@@ -271,6 +267,11 @@ async function refresh() {
   } else if (page.status === 400 && view.cursors.length) {
     // The job a cursor names is gone (another database behind the same URL): start over.
     view.cursors = [];
+  } else if (page.status === 400) {
+    // The server refuses the filter itself (a search longer than any id). It is answering, so
+    // this is said in place of the jobs, not as "Disconnected".
+    showRows([], await problemDetail(page.response));
+    view.nextUrl = null;
   } else {
     throw new Offline(`/jobs answered ${page.status}`);
   }
@@ -482,6 +483,7 @@ function wire() {
 
 function restore() {
   Object.assign(view, readUrl(view));
+  if (view.cursors.length && !continues(view.cursors.at(-1), firstPageUrl())) view.cursors = [];
   for (const button of document.querySelectorAll(".count")) {
     button.setAttribute("aria-pressed", String(button.dataset.state === view.state));
   }
