@@ -80,6 +80,10 @@ class CompletionStatus(enum.StrEnum):
 Order = Literal["asc", "desc"]
 """The order of ``GET /jobs``: ``asc`` is oldest first (submission order), ``desc`` newest first."""
 
+POOL_MAX = 10
+"""Connections a server opens to PostgreSQL at most, beside the one that listens for other
+servers' jobs (``sq serve --pool-max``): calls beyond that wait for one to come free, up to
+the store's timeout."""
 STORE_TIMEOUT = 5.0
 """Seconds the server lets a request wait for its store (its lock, or its turn) before it
 answers 503 with nothing changed (``sq serve --store-timeout``). Clients wait longer than this

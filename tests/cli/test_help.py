@@ -85,7 +85,7 @@ def first_paragraph(command: str) -> str:
 def test_every_summary_in_the_command_list_is_its_whole_first_sentence_on_one_line() -> None:
     rows = panel_rows(help_text(width=80), "Commands")
     assert [row.split()[0] for row in rows] == [
-        *["serve", "submit", "next", "heartbeat", "complete", "get", "list", "stats"],
+        *["serve", "copy", "submit", "next", "heartbeat", "complete", "get", "list", "stats"],
         *["cancel", "retry", "watch", "work"],
     ]  # one line each
     for row in rows:

@@ -48,7 +48,8 @@ from simplequeue.store.base import (
     Totals,
     fingerprint,
 )
-from tests.store.conftest import stats_of
+from simplequeue.store.postgres import PostgresStore
+from tests.store.conftest import postgres_url, stats_of
 
 T = TypeVar("T")
 
@@ -76,6 +77,15 @@ SETTINGS = {
     ),
     "sqlite": settings(
         max_examples=60,
+        stateful_step_count=50,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    ),
+    # Each step's look is a dozen round trips to the server: fewer examples, the same steps.
+    "postgres": settings(
+        max_examples=30,
         stateful_step_count=50,
         derandomize=True,
         database=None,
@@ -559,15 +569,19 @@ class StoreMachine(RuleBasedStateMachine):
         return [await self.store.heartbeat(j, lease, self.now, 1) for j, lease in tries]
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "postgres"])
 def test_the_store_agrees_with_the_model(backend: str, tmp_path: Path) -> None:
     files = itertools.count()
 
     def make_store() -> Store:
         if backend == "memory":
             return MemoryStore()
-        # A fresh file per example; no fsync per commit, this is about the rules, not durability.
-        return SqliteStore(str(tmp_path / f"example-{next(files)}.db"), synchronous="normal")
+        # A fresh file (or schema) per example; for SQLite no fsync per commit, this is about
+        # the rules, not durability.
+        example = tmp_path / f"example-{next(files)}"
+        if backend == "postgres":
+            return PostgresStore(postgres_url(example))
+        return SqliteStore(f"{example}.db", synchronous="normal")
 
     class Machine(StoreMachine):
         pass

@@ -46,6 +46,18 @@ pytestmark = pytest.mark.anyio
 # -- submit ---------------------------------------------------------------------------------
 
 
+async def test_a_description_with_u0000_is_kept_whole(store: Store) -> None:
+    # A description may hold any character the API lets through, U+0000 included; a store
+    # must not end it there (SQLite's JSON functions did).
+    answers = await store.submit_many(
+        [new("nul", 0, "a\x00b"), new("nul", 0, "c\x00d"), new("plain", 0, "\x00")]
+    )
+    assert [made for _, made in answers] == [True, False, True]
+    assert [getattr(job, "description", None) for job, _ in answers] == ["a\x00b"] * 2 + ["\x00"]
+    stored = await store.get("nul")
+    assert getattr(stored, "description", None) == "a\x00b"
+
+
 async def test_submit_inserts_a_new_job_as_submitted(store: Store) -> None:
     data = {"n": 1, "f": 1.0, "b": True, "nested": {"list": [1, "two", None]}, "text": "é😀"}
     job, created = await store.submit(new("j1", 0, "first", data))

@@ -9,7 +9,7 @@ from simplequeue.cli.app import app, main
 
 # isort: off
 # The order of the names is the order of the commands in `sq --help`: leave it unsorted.
-from simplequeue.cli import serve, jobs, operations  # noqa: F401  (registers the commands)
+from simplequeue.cli import serve, copy, jobs, operations  # noqa: F401  (registers the commands)
 # isort: on
 
 __all__ = ["app", "main"]

@@ -22,6 +22,7 @@ from simplequeue.server.settings import (
     MAX_DEPTH,
     MAX_LEASE_SECONDS,
     MIB,
+    POOL_MAX,
     RETRY_BACKOFF,
     STORE_TIMEOUT,
     LogLevel,
@@ -46,7 +47,12 @@ def serve(
         int, typer.Option(min=1, max=65535, metavar="PORT", help="Port to listen on.")
     ] = 8000,
     db: Annotated[
-        str, typer.Option(metavar="PATH", help="SQLite file, or :memory: for a throwaway queue.")
+        str,
+        typer.Option(
+            metavar="PATH|URL",
+            help="SQLite file, :memory: for a throwaway queue, or postgresql://user@host/db "
+            "for a queue several servers share.",
+        ),
     ] = "simplequeue.db",
     synchronous: Annotated[
         Synchronous,
@@ -102,6 +108,14 @@ def serve(
             f"keep it below your clients' read timeout (the SDK's is {TIMEOUT:g} s).",
         ),
     ] = STORE_TIMEOUT,
+    pool_max: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="PostgreSQL: connections this server opens to the database at most.",
+        ),
+    ] = POOL_MAX,
     lease_seconds: Annotated[
         int,
         typer.Option(
@@ -174,6 +188,7 @@ def serve(
         body_timeout=body_timeout,
         max_json_depth=max_json_depth,
         store_timeout=store_timeout,
+        pool_max=pool_max,
         lease_seconds=lease_seconds,
         max_attempts=max_attempts,
         retry_backoff=retry_backoff,

@@ -91,7 +91,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     @asynccontextmanager
     async def open_queue(app: Litestar) -> AsyncIterator[None]:
         opened = store or store_for(
-            settings.db, synchronous=settings.synchronous, timeout=settings.store_timeout
+            settings.db,
+            synchronous=settings.synchronous,
+            timeout=settings.store_timeout,
+            pool_max=settings.pool_max,
         )
         await opened.open()
         rules = Rules(

@@ -12,6 +12,7 @@ from simplequeue.models import (
     MAX_ATTEMPTS,
     MAX_BODY_SIZE,
     MAX_LEASE_SECONDS,
+    POOL_MAX,
     RETRY_BACKOFF,
 )
 from simplequeue.store.sqlite import STORE_TIMEOUT, Synchronous
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_LEASE_SECONDS",
     "MIB",
+    "POOL_MAX",
     "RETRY_BACKOFF",
     "STORE_TIMEOUT",
     "LogLevel",
@@ -77,6 +79,9 @@ class Settings:
     before it is answered 503 with nothing changed. Keep it below the clients' read timeout
     (the SDK's is 10 s), so that the server gives up first: a claim must never commit after
     its caller stopped waiting for the answer."""
+    pool_max: int = POOL_MAX
+    """PostgreSQL only: connections this server opens to the database at most (beside the one
+    that listens for other servers' jobs)."""
     host: str = "127.0.0.1"
     allowed_hosts: tuple[str, ...] = ()
     """Names the server answers to besides loopback ones and ``host`` (unless a wildcard such as

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from simplequeue.models import POOL_MAX
 from simplequeue.store.base import NewJob, Store, StoreUnusable, UnknownCursor
 from simplequeue.store.memory import MemoryStore
 from simplequeue.store.sqlite import STORE_TIMEOUT, SqliteStore, Synchronous
@@ -20,10 +21,19 @@ __all__ = [
 
 
 def store_for(
-    db: str, *, synchronous: Synchronous = "full", timeout: float = STORE_TIMEOUT
+    db: str,
+    *,
+    synchronous: Synchronous = "full",
+    timeout: float = STORE_TIMEOUT,
+    pool_max: int = POOL_MAX,
 ) -> Store:
-    """The store a ``--db`` value names: a SQLite path, or ``:memory:`` for a throwaway queue."""
+    """The store a ``--db`` value names: a PostgreSQL URL (``postgresql://`` or
+    ``postgres://``) for a queue that several servers share, else a SQLite path, or
+    ``:memory:`` for a throwaway queue. ``synchronous`` is SQLite's, ``pool_max`` PostgreSQL's
+    (the most connections this server opens)."""
     if db.startswith(("postgres://", "postgresql://")):
-        # PostgreSQL arrives with the scale-out step of the roadmap; refuse clearly until then.
-        raise ValueError("PostgreSQL is not supported yet; use a SQLite path for --db")
+        # Imported here: psycopg costs every `sq` command a tenth of a second to import.
+        from simplequeue.store.postgres import PostgresStore
+
+        return PostgresStore(db, pool_max=pool_max, timeout=timeout)
     return SqliteStore(db, synchronous=synchronous, timeout=timeout)

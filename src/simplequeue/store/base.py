@@ -34,15 +34,21 @@ from simplequeue.models import (
 )
 
 __all__ = [
+    "EXPIRE_BATCH",
+    "NO_TOTALS",
+    "PROMOTE_BATCH",
+    "PRUNE_BYTES",
     "Ending",
     "Finish",
     "Finished",
+    "Loaded",
     "Move",
     "Moved",
     "MovedChunk",
     "NewJob",
     "Outcome",
     "ReadStore",
+    "Record",
     "Selection",
     "Store",
     "StoreUnusable",
@@ -50,6 +56,7 @@ __all__ = [
     "Totals",
     "UnknownCursor",
     "WorkStore",
+    "counted",
     "decide",
     "fingerprint",
     "kept",
@@ -58,6 +65,15 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+# Bounds every store keeps to, so that no one transaction holds its locks for long.
+EXPIRE_BATCH = 500
+"""Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
+PROMOTE_BATCH = 1000
+"""Scheduled jobs a claim makes ready at most (the earliest due), so that a million falling due
+at once never hold one claim's lock long; the server's periodic look makes the rest ready."""
+PRUNE_BYTES = 1024 * 1024
+"""About how much description and data one retention batch fingerprints at most."""
 
 
 def utcnow() -> datetime:
@@ -186,6 +202,10 @@ class Totals(NamedTuple):
     completed: int
 
 
+NO_TOTALS = Totals(0, 0)
+"""The totals of a store nothing was ever added to: no job, no tombstone."""
+
+
 @dataclass(frozen=True, slots=True)
 class Move:
     """An operator's action, as the queue's table says it (CONTRACT §9): jobs in one of
@@ -229,6 +249,39 @@ class MovedChunk:
 
     moved: int
     resume: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One job as `sq copy` moves it between stores: what every answer shows, and what none
+    does but the job still needs to go on as it was (its worker's lease, and the maxAttempts its
+    submit sent, which an operator's retry may have raised since). Its place in submission order
+    is its place in `ReadStore.export`'s answer."""
+
+    job: StoredJob
+    lease_id: str | None
+    """The lease the job runs under, or the one that finished it (so that the worker's repeat
+    is still recognised); ``None`` otherwise."""
+    lease_seconds: int | None
+    """That lease's length, which a heartbeat renews it for by default."""
+    max_attempts_sent: int
+
+
+class Loaded(NamedTuple):
+    """What one `WorkStore.load` did: how many jobs (or tombstones) it added, and how many it
+    skipped because their id was already taken in the target, as a job or a tombstone."""
+
+    added: int
+    skipped: int
+
+
+def counted(records: Collection[Record], tombstones: Collection[Tombstone]) -> Totals:
+    """What these jobs and tombstones account for in the `Totals` of the store they come from:
+    each was added once, and each finished one (every tombstone's job was) completed once. A
+    store's totals can hold more (a job an operator retried completed once per time it
+    finished); `WorkStore.load` takes that difference as its ``extra``."""
+    finished = sum(record.job.state.finished for record in records)
+    return Totals(len(records) + len(tombstones), finished + len(tombstones))
 
 
 def decide(
@@ -331,6 +384,21 @@ class WorkStore(Protocol):
         ``finished_before``, oldest first, each leaving its `Tombstone`, in one atomic step.
         Returns how many."""
 
+    async def load(
+        self,
+        records: Sequence[Record],
+        tombstones: Sequence[Tombstone],
+        now: datetime,
+        *,
+        extra: Totals = NO_TOTALS,
+    ) -> Loaded:
+        """Add jobs and tombstones exported from another store, in one atomic step: each job
+        as it was there (state, attempts, errors, result, lease, due time), after every job
+        already here in submission order and in the order given; each tombstone as it was. An
+        id already taken here, by a job or a tombstone, is skipped: nothing is overwritten.
+        `Totals` grow by what the added ones account for (`counted`) plus ``extra``; ``now``
+        is when the store says a waiting job is due (for a store that keeps due jobs apart)."""
+
 
 class ReadStore(Protocol):
     async def get(self, job_id: str) -> StoredJob | None: ...
@@ -361,6 +429,16 @@ class ReadStore(Protocol):
 
     async def totals(self) -> Totals:
         """The cumulative counters alone: one small read, for the once-a-second sample."""
+
+    async def export(self, after: int, limit: int) -> tuple[list[Record], int | None]:
+        """Up to ``limit`` jobs as `Record` s, in submission order, from the position ``after``
+        (0: the start; else what the previous chunk answered), and where the next chunk starts
+        (``None``: that was the last). Each chunk is one read: a job that changes between
+        chunks is exported as it was when its chunk was read."""
+
+    async def export_tombstones(self, after: str | None, limit: int) -> list[Tombstone]:
+        """Up to ``limit`` tombstones in the byte order of their ids, after the id ``after``
+        (``None``: from the first). Fewer than ``limit``: that was the last."""
 
 
 class Store(WorkStore, ReadStore, Protocol):

@@ -5,6 +5,7 @@ Every method runs without awaiting, so on one event loop each is atomic.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
@@ -21,18 +22,22 @@ from simplequeue.models import (
     StoredJob,
 )
 from simplequeue.store.base import (
+    NO_TOTALS,
     Ending,
     Finish,
     Finished,
+    Loaded,
     Move,
     Moved,
     MovedChunk,
     NewJob,
     Outcome,
+    Record,
     Selection,
     Tombstone,
     Totals,
     UnknownCursor,
+    counted,
     decide,
     fingerprint,
     kept,
@@ -327,6 +332,51 @@ class MemoryStore:
             del self._max_attempts_sent[job.job_id]
             self._lease.pop(job.job_id, None)
         return len(old)
+
+    async def load(
+        self,
+        records: Sequence[Record],
+        tombstones: Sequence[Tombstone],
+        now: datetime,
+        *,
+        extra: Totals = NO_TOTALS,
+    ) -> Loaded:
+        added: list[Record] = []
+        for record in records:
+            job_id = record.job.job_id
+            if job_id in self._jobs or job_id in self._tombstones:
+                continue
+            self._jobs[job_id] = record.job
+            self._max_attempts_sent[job_id] = record.max_attempts_sent
+            if record.lease_seconds is not None:
+                self._lease[job_id] = (record.lease_id, record.lease_seconds)
+            self._last_seq += 1
+            self._seq[job_id] = self._last_seq
+            added.append(record)
+        buried: list[Tombstone] = []
+        for tombstone in tombstones:
+            if tombstone.job_id not in self._jobs and tombstone.job_id not in self._tombstones:
+                self._tombstones[tombstone.job_id] = tombstone
+                buried.append(tombstone)
+        submitted, completed = counted(added, buried)
+        self._submitted_ever += submitted + extra.submitted
+        self._completed_ever += completed + extra.completed
+        new = len(added) + len(buried)
+        return Loaded(new, len(records) + len(tombstones) - new)
+
+    async def export(self, after: int, limit: int) -> tuple[list[Record], int | None]:
+        jobs = (job for job in self._jobs.values() if self._seq[job.job_id] > after)
+        records = [self._record(job) for job in itertools.islice(jobs, limit)]
+        return records, self._seq[records[-1].job.job_id] if len(records) == limit else None
+
+    def _record(self, job: StoredJob) -> Record:
+        lease_id, length = self._lease.get(job.job_id) or (None, None)
+        return Record(job, lease_id, length, self._max_attempts_sent[job.job_id])
+
+    async def export_tombstones(self, after: str | None, limit: int) -> list[Tombstone]:
+        # Python orders str by code point, which is the byte order of their UTF-8.
+        later = sorted(job_id for job_id in self._tombstones if after is None or job_id > after)
+        return [self._tombstones[job_id] for job_id in later[:limit]]
 
     async def tombstone(self, job_id: str) -> Tombstone | None:
         return self._tombstones.get(job_id)

@@ -50,14 +50,20 @@ from simplequeue.models import (
     StoredJob,
 )
 from simplequeue.store.base import (
+    EXPIRE_BATCH,
+    NO_TOTALS,
+    PROMOTE_BATCH,
+    PRUNE_BYTES,
     Ending,
     Finish,
     Finished,
+    Loaded,
     Move,
     Moved,
     MovedChunk,
     NewJob,
     Outcome,
+    Record,
     Selection,
     StoreUnusable,
     Tombstone,
@@ -85,13 +91,6 @@ GROUP_LIMIT = 256
 """The most writes one transaction (one fsync) takes: a group never holds the lock long."""
 GROUP_ROWS = 4000
 """The most rows (about) one transaction takes: four batches of 1,000 jobs fill a group."""
-EXPIRE_BATCH = 500
-"""Expired leases taken back per transaction: a burst of expiries never holds the lock long."""
-PROMOTE_BATCH = 1000
-"""Scheduled jobs a claim makes ready at most (the earliest due), so that a million falling due
-at once never hold one claim's lock long; the server's periodic look makes the rest ready."""
-PRUNE_BYTES = 1024 * 1024
-"""About how much description and data one retention batch fingerprints at most."""
 Q = load_queries("sqlite.sql")
 Row = tuple[Any, ...]
 
@@ -167,6 +166,53 @@ def _tombstone(row: Row) -> Tombstone:
         finished_at=datetime.fromisoformat(finished_at),
         attempts=attempts,
     )
+
+
+def _loaded(record: Record, now: str) -> dict[str, Any]:
+    """The parameters of ``load`` for one exported job, ``now`` the load's time."""
+    job = record.job
+
+    def stamp(value: datetime | None) -> str | None:
+        return None if value is None else _timestamp(value)
+
+    errors = [{"attempt": e.attempt, "at": _timestamp(e.at), "error": e.error} for e in job.errors]
+    return {
+        "job_id": job.job_id,
+        "description": job.description,
+        "data": None if job.data is None else bytes(job.data).decode(),
+        "state": job.state.value,
+        "created_at": _timestamp(job.created_at),
+        "started_at": stamp(job.started_at),
+        "finished_at": stamp(job.finished_at),
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "lease_expires_at": stamp(job.lease_expires_at),
+        "result": None if job.result is None else bytes(job.result).decode(),
+        "errors": msgspec.json.encode(errors).decode(),
+        "queue": job.queue,
+        "priority": job.priority,
+        "run_at": _timestamp(job.run_at),
+        "lease_id": record.lease_id,
+        "lease_seconds": record.lease_seconds,
+        "max_attempts_sent": record.max_attempts_sent,
+        "now": now,
+    }
+
+
+def _buried(tombstone: Tombstone) -> dict[str, Any]:
+    """The parameters of ``load_tombstone``."""
+    return {
+        "job_id": tombstone.job_id,
+        "queue": tombstone.queue,
+        "priority": tombstone.priority,
+        "max_attempts": tombstone.max_attempts,
+        "description_hash": tombstone.description_hash,
+        "data_hash": tombstone.data_hash,
+        "state": tombstone.state.value,
+        "created_at": _timestamp(tombstone.created_at),
+        "finished_at": _timestamp(tombstone.finished_at),
+        "attempts": tombstone.attempts,
+    }
 
 
 def _tombstone_of(conn: sqlite3.Connection, job_id: str) -> Tombstone | None:
@@ -745,8 +791,17 @@ class SqliteStore:
             ]
         ).decode()
 
+        first = {job.job_id: job for job in reversed(jobs)}  # an id's first job is inserted
+
         def insert_or_read(conn: sqlite3.Connection) -> list[tuple[StoredJob | Tombstone, bool]]:
             inserted = {row[0]: row for row in conn.execute(Q["submit_many"], {"jobs": rows})}
+            for job in first.values():
+                if job.job_id in inserted and job.description and "\x00" in job.description:
+                    # json_extract ends a text at U+0000: such a description is written again,
+                    # as a bound parameter (rare: the fast path stays one statement).
+                    conn.execute(Q["set_description"], (job.description, job.job_id))
+                    row = inserted[job.job_id]
+                    inserted[job.job_id] = (row[0], job.description, *row[2:])
             done: list[tuple[StoredJob | Tombstone, bool]] = []
             for job in jobs:
                 if (row := inserted.pop(job.job_id, None)) is not None:
@@ -1028,6 +1083,30 @@ class SqliteStore:
 
         return await self._write(bury, rows=len(tombstones))
 
+    async def load(
+        self,
+        records: Sequence[Record],
+        tombstones: Sequence[Tombstone],
+        now: datetime,
+        *,
+        extra: Totals = NO_TOTALS,
+    ) -> Loaded:
+        at = _timestamp(now)
+        jobs = [_loaded(record, at) for record in records]
+        buried = [_buried(tombstone) for tombstone in tombstones]
+
+        def load(conn: sqlite3.Connection) -> Loaded:
+            # executemany's rowcount adds up the rows each insert wrote (a skipped id: none).
+            added = conn.executemany(Q["load"], jobs).rowcount if jobs else 0
+            kept = conn.executemany(Q["load_tombstone"], buried).rowcount if buried else 0
+            if kept or extra != NO_TOTALS:
+                submitted, completed = extra
+                params = {"tombstones": kept, "submitted": submitted, "completed": completed}
+                conn.execute(Q["load_totals"], params)
+            return Loaded(added + kept, len(jobs) + len(buried) - added - kept)
+
+        return await self._write(load, rows=len(jobs) + len(buried))
+
     async def promote(self, now: datetime, limit: int) -> int:
         params = {"now": _timestamp(now), "limit": limit}
 
@@ -1127,6 +1206,22 @@ class SqliteStore:
     async def totals(self) -> Totals:
         def read(conn: sqlite3.Connection) -> Totals:
             return Totals(*conn.execute(Q["totals"]).fetchone())
+
+        return await self._read(read)
+
+    async def export(self, after: int, limit: int) -> tuple[list[Record], int | None]:
+        def read(conn: sqlite3.Connection) -> tuple[list[Record], int | None]:
+            rows = conn.execute(Q["export"], {"after": after, "limit": limit}).fetchall()
+            records = [Record(_job(row), row[15], row[16], row[17]) for row in rows]
+            return records, rows[-1][18] if len(rows) == limit else None
+
+        return await self._read(read)
+
+    async def export_tombstones(self, after: str | None, limit: int) -> list[Tombstone]:
+        params = {"after": "" if after is None else after, "limit": limit}  # no id is empty
+
+        def read(conn: sqlite3.Connection) -> list[Tombstone]:
+            return [_tombstone(row) for row in conn.execute(Q["export_tombstones"], params)]
 
         return await self._read(read)
 

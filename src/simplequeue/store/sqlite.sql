@@ -322,6 +322,9 @@ SELECT job_id, queue, priority, max_attempts, description_hash, data_hash, state
        finished_at, attempts
 FROM tombstones WHERE job_id = :job_id;
 
+-- name: set_description
+UPDATE jobs SET description = ? WHERE job_id = ?;
+
 -- name: get
 SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
        max_attempts, lease_expires_at, result, errors, queue, priority, run_at
@@ -408,3 +411,47 @@ FROM totals;
 
 -- name: oldest_due
 SELECT min(run_at) FROM jobs INDEXED BY jobs_due WHERE state = 'submitted' AND queue = :queue;
+
+-- `sq copy`: a chunk of jobs in submission order with what no answer shows (the lease, the
+-- maxAttempts the submit sent), and the tombstones in id order.
+-- name: export
+SELECT job_id, description, data, state, created_at, started_at, finished_at, attempts,
+       max_attempts, lease_expires_at, result, errors, queue, priority, run_at, lease_id,
+       lease_seconds, coalesce(max_attempts_sent, max_attempts), seq
+FROM jobs WHERE seq > :after ORDER BY seq LIMIT :limit;
+
+-- name: export_tombstones
+SELECT job_id, queue, priority, max_attempts, description_hash, data_hash, state, created_at,
+       finished_at, attempts
+FROM tombstones WHERE job_id > :after ORDER BY job_id LIMIT :limit;
+
+-- One exported job, after every job here (a new seq), unless its id is taken by a job or a
+-- tombstone. Ready when due at :now, as a submit makes it; max_attempts_sent stays NULL unless
+-- it differs (see migrate_3).
+-- name: load
+INSERT INTO jobs (job_id, description, data, state, created_at, started_at, finished_at,
+                  attempts, max_attempts, lease_expires_at, result, errors, queue, priority,
+                  run_at, lease_id, lease_seconds, max_attempts_sent, ready)
+SELECT :job_id, :description, :data, :state, :created_at, :started_at, :finished_at,
+       :attempts, :max_attempts, :lease_expires_at, :result, :errors, :queue, :priority,
+       :run_at, :lease_id, :lease_seconds, nullif(:max_attempts_sent, :max_attempts),
+       :run_at <= :now
+WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE job_id = :job_id)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- name: load_tombstone
+INSERT INTO tombstones (job_id, queue, priority, max_attempts, description_hash, data_hash,
+                        state, created_at, finished_at, attempts)
+SELECT :job_id, :queue, :priority, :max_attempts, :description_hash, :data_hash, :state,
+       :created_at, :finished_at, :attempts
+WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE job_id = :job_id)
+ON CONFLICT (job_id) DO NOTHING;
+
+-- The loaded jobs count themselves (the triggers above). A loaded tombstone is a job added and
+-- finished, now deleted; :submitted and :completed are what the source counted beyond its jobs
+-- and tombstones (an operator's retries), kept where `totals` adds them in.
+-- name: load_totals
+UPDATE totals
+SET deleted = deleted + :tombstones + :submitted,
+    deleted_finished = deleted_finished + :tombstones,
+    reopened = reopened + :completed;
