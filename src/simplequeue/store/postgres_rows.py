@@ -89,20 +89,14 @@ def as_claimed(row: Row) -> ClaimedJob:
 
 
 def as_tombstone(row: Row) -> Tombstone:
+    # The columns in the dataclass's order: id, queue, priority, max_attempts, the two hashes,
+    # state, created_at, finished_at, attempts.
     job_id, queue, priority, max_attempts, description_hash, data_hash, state = row[:7]
     created_at, finished_at, attempts = row[7:]
     return Tombstone(
-        job_id=job_id,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        description_hash=description_hash,
-        data_hash=data_hash,
-        state=JobState(state),
-        created_at=created_at,
-        finished_at=finished_at,
-        attempts=attempts,
-    )
+        job_id, queue, priority, max_attempts, description_hash, data_hash, JobState(state),
+        created_at, finished_at, attempts,
+    )  # fmt: skip
 
 
 def as_finished(ending: Ending, row: Row | None) -> Finished:
@@ -123,24 +117,12 @@ def as_finished(ending: Ending, row: Row | None) -> Finished:
 
 def as_pruned(row: Row) -> Tombstone:
     """The tombstone a job leaves, from its row of query `prunable` (with its seq first)."""
-    _, job_id, queue, priority, max_attempts, description, data, state = row[:8]
-    created_at, finished_at, attempts = row[8:]
-    description_hash, data_hash = fingerprint(
+    _, job_id, queue, priority, max_attempts, description, data = row[:7]
+    hashes = fingerprint(
         None if description is None else bytes(description).decode(),
         None if data is None else data.encode(),
     )
-    return Tombstone(
-        job_id=job_id,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        description_hash=description_hash,
-        data_hash=data_hash,
-        state=JobState(state),
-        created_at=created_at,
-        finished_at=finished_at,
-        attempts=attempts,
-    )
+    return as_tombstone((job_id, queue, priority, max_attempts, *hashes, *row[7:]))
 
 
 def as_stats(counts: list[Row], totals: Totals, now: datetime) -> Stats:

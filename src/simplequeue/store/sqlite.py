@@ -155,17 +155,9 @@ def _tombstone(row: Row) -> Tombstone:
     job_id, queue, priority, max_attempts, description_hash, data_hash, state = row[:7]
     created_at, finished_at, attempts = row[7:]
     return Tombstone(
-        job_id=job_id,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        description_hash=description_hash,
-        data_hash=data_hash,
-        state=JobState(state),
-        created_at=datetime.fromisoformat(created_at),
-        finished_at=datetime.fromisoformat(finished_at),
-        attempts=attempts,
-    )
+        job_id, queue, priority, max_attempts, description_hash, data_hash, JobState(state),
+        datetime.fromisoformat(created_at), datetime.fromisoformat(finished_at), attempts,
+    )  # fmt: skip
 
 
 def _loaded(record: Record, now: str) -> dict[str, Any]:
