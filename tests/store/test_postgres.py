@@ -24,7 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from simplequeue.errors import Unavailable
 from simplequeue.models import STORE_TIMEOUT, JobState, StoredJob
@@ -558,3 +558,34 @@ async def test_postgres_keeps_a_nul_in_a_description_data_result_and_errors(url:
         cancelled = await store.get("cancelled")
         assert cancelled is not None
         assert [error.error for error in cancelled.errors] == ["cancelled\x00by an operator"]
+
+
+async def test_postgres_a_read_only_database_is_unavailable_not_an_error(url: str) -> None:
+    """After a failover onto a standby, writes are refused as a read-only transaction: that is
+    "not now" (503, try again), never a raw database error (500)."""
+    async with opened(url):
+        pass  # the schema, made while the database was writable
+    read_only = make_conninfo(url, options=f"{conninfo_to_dict(url)['options']} "
+                              "-c default_transaction_read_only=on")  # fmt: skip
+    async with opened(read_only) as store:
+        with pytest.raises(Unavailable):
+            await store.submit(new("refused", 0))
+        assert await store.get("refused") is None  # reads still work
+
+
+async def test_postgres_a_call_gives_up_at_its_deadline_and_changes_nothing(url: str) -> None:
+    """One deadline for the whole call (its statements and retries), as SQLite keeps: a claim
+    stuck behind another session's lock is answered `Unavailable` by then, and rolled back, so
+    it can never commit after its worker stopped waiting."""
+    async with opened(url, timeout=1.0) as store, await connect(url) as locker:
+        await store.submit(new("stuck", 0))
+        async with locker.transaction():
+            await locker.execute("LOCK TABLE sq_counts IN EXCLUSIVE MODE")
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                await store.claim(at(1), lease_seconds=LEASE)
+            waited = time.monotonic() - started
+        assert waited < 1.0 + 0.5  # the deadline, plus the server's cancel
+        stored = await store.get("stuck")
+        assert stored is not None
+        assert stored.state == JobState.SUBMITTED

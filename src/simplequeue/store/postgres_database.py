@@ -18,6 +18,8 @@ pool; a trigger NOTIFYs in the transaction of each change that makes a job avail
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -45,10 +47,14 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+logger = logging.getLogger("simplequeue.store")
 Connection = psycopg.AsyncConnection[Row]
 
 Q = load_queries("postgres.sql")
 SCHEMA_VERSION = 1
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+              "keepalives_count": 3}  # fmt: skip
+"""libpq's TCP keepalive settings, unless the URL sets its own."""
 RETRIES = 3
 """Times a transaction that PostgreSQL aborted (a deadlock, a serialization failure) is run."""
 CLOCK_EVERY = 60.0
@@ -77,12 +83,24 @@ def _where(params: dict[str, Any]) -> str:
     return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user')}"
 
 
-def _unavailable(exc: psycopg.OperationalError, timeout: float) -> Unavailable:
+# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, invalid
+# transaction state (a read-only standby after a failover), insufficient resources, operator
+# intervention (shutting down, cancelled), system errors.
+UNAVAILABLE_CLASSES = frozenset({"08", "25", "53", "57", "58"})
+
+
+def _is_unavailable(exc: psycopg.Error) -> bool:
+    if isinstance(exc, psycopg.OperationalError | psycopg.InternalError):
+        return True
+    return (exc.sqlstate or "")[:2] in UNAVAILABLE_CLASSES
+
+
+def _unavailable(exc: psycopg.Error | TimeoutError, timeout: float) -> Unavailable:
     if isinstance(exc, PoolTimeout):
         reason = (
             f"no connection to PostgreSQL within {timeout:g}s (all busy, or it cannot be reached)"
         )
-    elif isinstance(exc, pg_errors.QueryCanceled):
+    elif isinstance(exc, pg_errors.QueryCanceled | TimeoutError):
         reason = f"PostgreSQL did not answer within {timeout:g}s"
     else:
         reason = f"PostgreSQL is unavailable ({_line(exc)})"
@@ -122,6 +140,10 @@ class Database:
         # Give up on an unreachable server as a store call would (libpq's default: never).
         params.setdefault("connect_timeout", max(1, round(self.timeout)))
         params.setdefault("application_name", "simplequeue")
+        # A database host that vanishes without closing its sockets (a power cut, a network
+        # partition) is noticed by TCP within about a minute, not the kernel's fifteen.
+        for key, value in KEEPALIVES.items():
+            params.setdefault(key, value)
         self._conninfo = make_conninfo("", **params)
         where = _where(params)
         try:
@@ -191,13 +213,24 @@ class Database:
         or serialization failure (it changed nothing), `Unavailable` if the database is."""
         if self._pool is None:
             raise RuntimeError("the store is not open")
+        # One deadline for the whole call, retries included, as SQLite keeps: the wait for a
+        # connection and every statement. Past it the statement is cancelled on the server
+        # (psycopg does that for a cancelled task) and rolled back, so a claim cannot commit
+        # long after its worker stopped waiting for the answer.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
         for _ in range(RETRIES):
             try:
-                async with self._pool.connection() as conn:
-                    return await work(conn)
+                async with asyncio.timeout_at(deadline):
+                    async with self._pool.connection(timeout=deadline - loop.time()) as conn:
+                        return await work(conn)
             except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                 continue
-            except psycopg.OperationalError as exc:
+            except TimeoutError as exc:
+                raise _unavailable(exc, self.timeout) from None
+            except psycopg.Error as exc:
+                if not _is_unavailable(exc):
+                    raise
                 if not isinstance(exc, PoolTimeout | pg_errors.QueryCanceled):
                     await self._check()
                 raise _unavailable(exc, self.timeout) from None
@@ -211,7 +244,10 @@ class Database:
         gets a working one, or a new one, rather than another that was cut with this one."""
         if self._pool is not None and not self._checking.locked():
             async with self._checking:
-                await self._pool.check()
+                # Bounded: a host that vanished without closing its sockets must not hold it.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.timeout):
+                        await self._pool.check()
 
     # -- the database's clock, and its notifications -----------------------------------------
 
@@ -241,10 +277,15 @@ class Database:
                     delay = RECONNECT_FIRST
                     wake()  # a job may have come while nobody listened
                     while True:
-                        await self._measure(conn)
+                        async with asyncio.timeout(self.timeout):
+                            await self._measure(conn)
                         async for _ in conn.notifies(timeout=CLOCK_EVERY):
                             wake()
-            except psycopg.Error:
+            except Exception as exc:
+                # Whatever it was (the connection lost, the database down, a clock read that
+                # timed out): the waiters look now, and this connects again. Never ends, or no
+                # other server's job would wake this one's waiters before the periodic look.
+                logger.warning("listening for other servers' jobs failed: %s", _line(exc))
                 wake()
             await asyncio.sleep(delay)
             delay = min(2 * delay, RECONNECT_MAX)
