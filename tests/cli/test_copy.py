@@ -171,7 +171,8 @@ def test_a_second_copy_into_the_same_target_is_refused(
     assert again.stdout == ""
     assert again.stderr == (
         "sq: error: the target is not empty (10 jobs were added to it): sq copy fills only a new "
-        "store, so that nothing is overwritten and the counters stay exact\n"
+        "store, so that nothing is overwritten and the counters stay exact (after a copy that "
+        "stopped: delete the target file, or drop its sq_ tables)\n"
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 from simplequeue.models import JobState
 from simplequeue.queue import ACTIONS, TRANSITIONS, Action, Event
 from simplequeue.store import NewJob, Store
+from simplequeue.store import copy as store_copy
 from simplequeue.store.base import (
     NO_TOTALS,
     Finish,
@@ -169,6 +170,27 @@ async def test_a_copy_keeps_the_exact_text_of_data_and_result(store: Store, targ
     assert done is not None
     assert (exact.description, bytes(exact.data or b"")) == ("first\tjob é", EXACT_DATA)
     assert bytes(done.result or b"") == SUCCEED.result
+
+
+async def test_large_jobs_are_loaded_in_parts_of_bounded_size(
+    store: Store, target: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chunk of large jobs would be one long transaction: it goes in several loads instead.
+    monkeypatch.setattr(store_copy, "LOAD_BYTES", 2_000)
+    big = {"blob": "x" * 900}
+    await store.submit_many([new(f"big{n}", n, "large", big) for n in range(7)])
+    loads: list[int] = []
+    load = target.load
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        loads.append(len(args[0]))
+        return await load(*args, **kwargs)
+
+    monkeypatch.setattr(target, "load", counting)
+    copied = await copy(store, target, clock=clock(10))
+    assert copied.jobs == 7
+    assert loads == [2, 2, 2, 1]  # two jobs of about 900 bytes fit in 2,000; three do not
+    assert [job.job_id for job in await all_jobs(target)] == [f"big{n}" for n in range(7)]
 
 
 async def test_a_running_job_copied_keeps_its_lease_and_loses_it_as_before(

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from simplequeue.cli.app import Exit, app, fail
+from simplequeue.store import POSTGRES_SCHEMES
 
 if TYPE_CHECKING:
     from simplequeue.store.copy import Copied
 
-_URL_SCHEMES = ("postgres://", "postgresql://")
+COPY_TIMEOUT = 60.0
+"""Seconds each store call of a copy may take (a server's is 5): no client waits on it, and a
+chunk of large jobs is a large transaction."""
 
 
 @app.command()
@@ -44,7 +47,9 @@ def copy(
 
     Each job keeps its state, attempts, errors, result, lease, due time, queue, priority and
     place in the order; a pruned job's id stays taken. Stop the servers on --from first: a job
-    that changes during the copy is copied as it was, and the command then ends with an error.
+    that changes during the copy is copied as it was when read (a job claimed meanwhile could
+    be handed out again on --to). A submit or completion meanwhile is noticed, and the command
+    then ends with an error; a claim is not.
 
     Example: sq copy --from ./simplequeue.db --to postgresql://sq@db.internal/queue
     """
@@ -52,10 +57,10 @@ def copy(
         if db == ":memory:":
             fail(f"{option}: :memory: is a queue of its own that no other process sees", Exit.USAGE)
     if source == target or (
-        not target.startswith(_URL_SCHEMES) and Path(source).resolve() == Path(target).resolve()
+        not target.startswith(POSTGRES_SCHEMES) and Path(source).resolve() == Path(target).resolve()
     ):
         fail("--from and --to name the same store", Exit.USAGE)
-    if not source.startswith(_URL_SCHEMES) and not Path(source).is_file():
+    if not source.startswith(POSTGRES_SCHEMES) and not Path(source).is_file():
         fail(f"--from: no SQLite file at {source}", Exit.REFUSED)
     copied = asyncio.run(_copy(source, target))
     typer.echo(
@@ -82,7 +87,7 @@ async def _copy(source: str, target: str) -> Copied:
     from simplequeue.store.copy import copy as copy_all
 
     try:
-        stores = [store_for(source), store_for(target)]
+        stores = [store_for(source, timeout=COPY_TIMEOUT), store_for(target, timeout=COPY_TIMEOUT)]
     except ValueError as exc:
         fail(str(exc), Exit.USAGE)
     opened = []

@@ -8,6 +8,7 @@ from simplequeue.store.memory import MemoryStore
 from simplequeue.store.sqlite import STORE_TIMEOUT, SqliteStore, Synchronous
 
 __all__ = [
+    "POSTGRES_SCHEMES",
     "STORE_TIMEOUT",
     "MemoryStore",
     "NewJob",
@@ -18,6 +19,10 @@ __all__ = [
     "UnknownCursor",
     "store_for",
 ]
+
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+"""How a ``--db`` value that names a PostgreSQL database begins."""
 
 
 def store_for(
@@ -31,7 +36,7 @@ def store_for(
     ``postgres://``) for a queue that several servers share, else a SQLite path, or
     ``:memory:`` for a throwaway queue. ``synchronous`` is SQLite's, ``pool_max`` PostgreSQL's
     (the most connections this server opens)."""
-    if db.startswith(("postgres://", "postgresql://")):
+    if db.startswith(POSTGRES_SCHEMES):
         # Imported here: psycopg costs every `sq` command a tenth of a second to import.
         from simplequeue.store.postgres import PostgresStore
 

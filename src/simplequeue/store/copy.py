@@ -12,16 +12,19 @@ whether the source's counters moved (a submit or a completion) while it ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from simplequeue.store.base import NO_TOTALS, Store, Totals, counted
+from simplequeue.store.base import NO_TOTALS, Record, Store, Totals, counted
 
 __all__ = ["CHUNK", "Copied", "TargetNotEmpty", "copy"]
 
 CHUNK = 1000
 """Jobs (or tombstones) per read and per load: one load of a chunk never holds a lock long."""
+LOAD_BYTES = 4 * 1024 * 1024
+"""About how much job text (description, data, result) one load carries at most: a chunk of
+large jobs goes in several loads."""
 
 
 class TargetNotEmpty(RuntimeError):
@@ -56,16 +59,17 @@ async def copy(
     if (held := await target.totals()) != NO_TOTALS:
         raise TargetNotEmpty(
             f"the target is not empty ({held.submitted:,} jobs were added to it): sq copy "
-            "fills only a new store, so that nothing is overwritten and the counters stay exact"
+            "fills only a new store, so that nothing is overwritten and the counters stay exact "
+            "(after a copy that stopped: delete the target file, or drop its sq_ tables)"
         )
     before = await source.totals()
     copied, exported = Copied(), NO_TOTALS
     after: int | None = 0
     while after is not None:
         records, after = await source.export(after, chunk)
-        if records:
-            added, skipped = await target.load(records, (), now())
-            exported = _plus(exported, counted(records, ()))
+        for part in _by_size(records):
+            added, skipped = await target.load(part, (), now())
+            exported = _plus(exported, counted(part, ()))
             copied = replace(copied, jobs=copied.jobs + added, skipped=copied.skipped + skipped)
             if progress:
                 progress(copied)
@@ -92,6 +96,23 @@ async def copy(
     if extra != NO_TOTALS:
         await target.load((), (), now(), extra=extra)
     return replace(copied, source_changed=await source.totals() != before)
+
+
+def _by_size(records: list[Record]) -> Iterator[list[Record]]:
+    """``records`` in consecutive parts of about `LOAD_BYTES` of text each (at least one job)."""
+    part: list[Record] = []
+    size = 0
+    for record in records:
+        job = record.job
+        weight = sum(len(text or b"") for text in (job.data, job.result))
+        weight += len((job.description or "").encode())
+        if part and size + weight > LOAD_BYTES:
+            yield part
+            part, size = [], 0
+        part.append(record)
+        size += weight
+    if part:
+        yield part
 
 
 def _plus(a: Totals, b: Totals) -> Totals:
