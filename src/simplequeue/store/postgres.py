@@ -44,13 +44,19 @@ from simplequeue.store.base import (
     UnknownCursor,
 )
 from simplequeue.store.postgres_database import (
+    CLAIM_ANY,
+    CLAIM_IN,
+    EXPIRE,
+    FINISH,
+    QUERIES,
     SCHEMA_VERSION,
+    SUBMIT,
     Connection,
     Database,
-    Q,
     SchemaTooNew,
     fetch_all,
     fetch_one,
+    list_query,
 )
 from simplequeue.store.postgres_rows import (
     Row,
@@ -68,36 +74,6 @@ from simplequeue.store.postgres_rows import (
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "SchemaTooNew"]
-
-
-def _composed(name: str, **parts: str) -> str:
-    """The block ``name`` with each ``{part}`` replaced by ``parts``, then ``{job}`` by the job
-    columns."""
-    query = Q[name]
-    for part, text in parts.items():
-        query = query.replace("{" + part + "}", text)
-    return query.replace("{job}", Q["job"])
-
-
-SUBMIT = _composed("submit_many")
-CLAIM_ANY = _composed("claim", candidates=Q["candidates_any"])
-CLAIM_IN = _composed("claim", candidates=Q["candidates_in"])
-FINISH = _composed("finish", end_attempts=Q["end_attempts"])
-EXPIRE = _composed("expire", end_attempts=Q["end_attempts"])
-QUERIES = {name: _composed(name) for name in Q if name != "job"}
-
-_LISTS: dict[tuple[bool, bool, bool, bool], str] = {}
-"""The text of `list_jobs`'s query per filter used and order, made once each."""
-
-
-def _list_query(states: bool, queues: bool, prefix: bool, newest_first: bool) -> str:
-    key = (states, queues, prefix, newest_first)
-    if (query := _LISTS.get(key)) is None:
-        named = ("list_in_states", states), ("list_in_queues", queues), ("list_with_prefix", prefix)
-        filters = "\n".join(Q[name] for name, used in named if used)
-        direction = "DESC" if newest_first else "ASC"
-        query = _LISTS[key] = _composed("list", filters=filters, direction=direction)
-    return query
 
 
 class PostgresStore:
@@ -149,12 +125,7 @@ class PostgresStore:
             # One statement inserts them all (atomic: no transaction needed); the ids it did not
             # insert (stored, repeated in the batch, or pruned) are read back.
             inserted = {row[0]: row for row in await fetch_all(conn, SUBMIT, params)}
-            rest = [job_id for job_id in job_ids if job_id not in inserted]
-            stored = await self._rows(conn, QUERIES["get_many"], rest)
-            buried = await self._rows(
-                conn, QUERIES["tombstones"], [i for i in rest if i not in stored]
-            )
-            return inserted, stored, buried
+            return inserted, *await self._others(conn, job_ids, inserted)
 
         inserted, stored, buried = await self._db.run(insert_or_read)
         answers: list[tuple[StoredJob | Tombstone, bool]] = []
@@ -167,6 +138,17 @@ class PostgresStore:
             else:
                 answers.append((as_tombstone(buried[new.job_id]), False))
         return answers
+
+    @classmethod
+    async def _others(
+        cls, conn: Connection, job_ids: list[str], done: dict[str, Row]
+    ) -> tuple[dict[str, Row], dict[str, Row]]:
+        """The ids a statement did not return (``done``): their jobs as stored, and the
+        tombstones of those with no job."""
+        rest = [job_id for job_id in job_ids if job_id not in done]
+        stored = await cls._rows(conn, QUERIES["get_many"], rest)
+        buried = [job_id for job_id in rest if job_id not in stored]
+        return stored, await cls._rows(conn, QUERIES["tombstones"], buried)
 
     @staticmethod
     async def _rows(conn: Connection, query: str, job_ids: list[str]) -> dict[str, Row]:
@@ -278,12 +260,7 @@ class PostgresStore:
         async def apply(conn: Connection) -> tuple[dict[str, Row], dict[str, Row], dict[str, Row]]:
             seqs = [seq for (seq,) in await fetch_all(conn, QUERIES["seqs"], {"job_ids": ids})]
             moved = {row[0]: row for row in await _move(conn, seqs, move, now, move.sources)}
-            rest = [job_id for job_id in ids if job_id not in moved]
-            stored = await self._rows(conn, QUERIES["get_many"], rest)
-            buried = await self._rows(
-                conn, QUERIES["tombstones"], [job_id for job_id in rest if job_id not in stored]
-            )
-            return moved, stored, buried
+            return moved, *await self._others(conn, ids, moved)
 
         moved, stored, buried = await self._db.run(apply)
         answers = []
@@ -403,7 +380,7 @@ class PostgresStore:
         prefix: str | None = None,
         queues: Collection[str] = (),
     ) -> list[StoredJob]:
-        query = _list_query(bool(states), bool(queues), prefix is not None, newest_first)
+        query = list_query(bool(states), bool(queues), prefix is not None, newest_first)
         params: dict[str, Any] = {
             "limit": limit,
             "states": [state.value for state in states],

@@ -36,14 +36,21 @@ from simplequeue.store.postgres_rows import Row
 from simplequeue.store.sql import load_queries
 
 __all__ = [
+    "CLAIM_ANY",
+    "CLAIM_IN",
     "CLOCK_EVERY",
+    "EXPIRE",
+    "FINISH",
+    "QUERIES",
     "SCHEMA_VERSION",
+    "SUBMIT",
     "Connection",
     "Database",
     "Q",
     "SchemaTooNew",
     "fetch_all",
     "fetch_one",
+    "list_query",
 ]
 
 T = TypeVar("T")
@@ -51,6 +58,38 @@ logger = logging.getLogger("simplequeue.store")
 Connection = psycopg.AsyncConnection[Row]
 
 Q = load_queries("postgres.sql")
+
+
+def _composed(name: str, **parts: str) -> str:
+    """The block ``name`` with each ``{part}`` replaced by ``parts``, then ``{job}`` by the job
+    columns."""
+    query = Q[name]
+    for part, text in parts.items():
+        query = query.replace("{" + part + "}", text)
+    return query.replace("{job}", Q["job"])
+
+
+SUBMIT = _composed("submit_many")
+CLAIM_ANY = _composed("claim", candidates=Q["candidates_any"])
+CLAIM_IN = _composed("claim", candidates=Q["candidates_in"])
+FINISH = _composed("finish", end_attempts=Q["end_attempts"])
+EXPIRE = _composed("expire", end_attempts=Q["end_attempts"])
+QUERIES = {name: _composed(name) for name in Q if name != "job"}
+
+_LISTS: dict[tuple[bool, bool, bool, bool], str] = {}
+"""The text of `PostgresStore.list_jobs`'s query per filter used and order, made once each."""
+
+
+def list_query(states: bool, queues: bool, prefix: bool, newest_first: bool) -> str:
+    key = (states, queues, prefix, newest_first)
+    if (query := _LISTS.get(key)) is None:
+        named = ("list_in_states", states), ("list_in_queues", queues), ("list_with_prefix", prefix)
+        filters = "\n".join(Q[name] for name, used in named if used)
+        direction = "DESC" if newest_first else "ASC"
+        query = _LISTS[key] = _composed("list", filters=filters, direction=direction)
+    return query
+
+
 SCHEMA_VERSION = 1
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
               "keepalives_count": 3}  # fmt: skip
