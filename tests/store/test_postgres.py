@@ -34,7 +34,6 @@ from simplequeue.store import (
     SqliteStore,
     Store,
     StoreUnusable,
-    postgres,
     postgres_database,
 )
 from simplequeue.store.base import Finish, Outcome, Totals
@@ -252,12 +251,12 @@ async def test_postgres_claims_and_stats_read_the_heads_of_their_indexes(url: st
             "run_at": None,
         }
         expected = {
-            postgres.CLAIM_ANY: "sq_jobs_ready",
-            postgres.CLAIM_IN: "sq_jobs_ready_in",
-            postgres.QUERIES["promote"]: "sq_jobs_waiting",
-            postgres.QUERIES["next_due"]: "sq_jobs_waiting",
-            postgres.QUERIES["stats"]: "sq_jobs_due",
-            postgres.EXPIRE: "sq_jobs_leases",
+            postgres_database.CLAIM_ANY: "sq_jobs_ready",
+            postgres_database.CLAIM_IN: "sq_jobs_ready_in",
+            postgres_database.QUERIES["promote"]: "sq_jobs_waiting",
+            postgres_database.QUERIES["next_due"]: "sq_jobs_waiting",
+            postgres_database.QUERIES["stats"]: "sq_jobs_due",
+            postgres_database.EXPIRE: "sq_jobs_leases",
         }
         for query, index in expected.items():
             plan = "\n".join(

@@ -100,6 +100,8 @@ async def _copy(source: str, target: str) -> Copied:
         fail(str(exc), Exit.REFUSED)
     except SimpleQueueError as exc:  # a store that stayed busy (Unavailable)
         fail(exc.detail, Exit.REFUSED)
+    except Exception as exc:  # anything else: still one line (a store's bug, say)
+        fail(f"cannot copy: {exc!r}", Exit.REFUSED)
     finally:
         if sys.stderr.isatty():
             typer.echo("\r\x1b[K", err=True, nl=False)  # the progress line goes away

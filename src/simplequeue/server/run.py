@@ -46,7 +46,7 @@ from simplequeue.inert import inert
 from simplequeue.server.app import create_app
 from simplequeue.server.problems import problem_response
 from simplequeue.server.settings import Settings
-from simplequeue.store import StoreUnusable
+from simplequeue.store import StoreUnusable, shown
 
 __all__ = ["CannotStart", "serve"]
 
@@ -298,12 +298,13 @@ async def _serve(settings: Settings, listener: socket.socket, max_connections: i
                 raise CannotStart(f"--db: {cause}") from None
             logger.debug("opening the store failed", exc_info=exc)
             raise CannotStart(
-                f"--db {settings.db}: cannot open the store: {cause!r} "
+                f"--db {shown(settings.db)}: cannot open the store: {cause!r} "
                 "(--log-level debug shows the traceback)"
             ) from None
         access_log = settings.access_log and logger.isEnabledFor(logging.INFO)
         if not access_log:
             logger.info("access log off (sq serve --access-log turns it on)")
+        logger.info("store: %s", shown(settings.db))
         logger.info("retention: %s", _retention(settings))
         embedded = _Server(
             bounded_body(app, settings.body_timeout),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
 from simplequeue.models import POOL_MAX
 from simplequeue.store.base import NewJob, Store, StoreUnusable, UnknownCursor
 from simplequeue.store.memory import MemoryStore
@@ -17,12 +19,33 @@ __all__ = [
     "StoreUnusable",
     "Synchronous",
     "UnknownCursor",
+    "shown",
     "store_for",
 ]
 
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 """How a ``--db`` value that names a PostgreSQL database begins."""
+
+
+def shown(db: str) -> str:
+    """A ``--db`` value as messages and logs show it: a PostgreSQL URL without its password (in
+    the address or as a parameter), anything else as it is."""
+    if not db.startswith(POSTGRES_SCHEMES):
+        return db
+    try:
+        parts = urlsplit(db)
+        params = parse_qsl(parts.query)
+        if parts.password is None and "password" not in dict(params):
+            return db
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.split(':', 1)[0]}:***@{host}"
+        query = urlencode([(k, "***" if k == "password" else v) for k, v in params], safe="*")
+        return parts._replace(netloc=netloc, query=query).geturl()
+    except ValueError:
+        return "a PostgreSQL URL that cannot be read"
 
 
 def store_for(

@@ -226,7 +226,7 @@ class Database:
                     f"PostgreSQL at {where} stores text as {encoding}; simplequeue needs a "
                     "UTF8 database"
                 )
-            version = (await fetch_all(conn, Q["version"]))[0][0] if known else 0
+            version = await self._version(conn, where, schema) if known else 0
             if version > SCHEMA_VERSION:
                 raise SchemaTooNew(
                     f"PostgreSQL at {where} (schema {schema}) holds simplequeue schema version "
@@ -237,6 +237,23 @@ class Database:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 await conn.execute(Q[f"migrate_{step}"])
                 await conn.execute(Q["set_version"], {"version": step})
+
+    @staticmethod
+    async def _version(conn: Connection, where: str, schema: str) -> int:
+        """The schema version ``sq_meta`` records; `StoreUnusable` for a table without one (a
+        schema made half way by hand, or an operator's stray DELETE), which no migration can
+        safely build on."""
+        try:
+            ((version,),) = await fetch_all(conn, Q["version"])
+        except (ValueError, psycopg.Error):
+            version = None
+        if not isinstance(version, int) or version < 1:
+            raise StoreUnusable(
+                f"PostgreSQL at {where} (schema {schema}) has a table sq_meta that records no "
+                "simplequeue schema version: use another database or schema, or drop the sq_ "
+                "tables left there"
+            )
+        return version
 
     async def _configure(self, conn: Connection) -> None:
         # Times come back in UTC; a statement that waits longer than a call may is cancelled.
