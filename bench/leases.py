@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from run import BENCH, HEADROOM, BenchError, Result, Server, fill, table, wrk
 
-from simplequeue.queue import EXPIRY_INTERVAL
+from simplequeue.queue import LOOK_INTERVAL
 
 RELEASE = "c0da673"
 """The last release before leases (issue 8): the commit whose `sq serve` the cycle is held to."""
@@ -193,7 +193,7 @@ def bench_wakeups(workdir: Path, args: argparse.Namespace) -> list[str]:
         runs = [("same process", first, args.wakeups, 0.0)]
         if args.cross_wakeups:
             second = Server("sq", workdir, "full", share=first)
-            runs.append(("submit to another process", second, args.cross_wakeups, EXPIRY_INTERVAL))
+            runs.append(("submit to another process", second, args.cross_wakeups, LOOK_INTERVAL))
         for label, submit_to, n, jitter in runs:
             print(f"-- long-poll wake-up: {label}", file=sys.stderr, flush=True)
             prefix = label.replace(" ", "-")
@@ -249,7 +249,7 @@ def main() -> None:
     if results:
         print(table(results))
     print(*wake, sep="\n")
-    print(f"(the server's fallback check for jobs from other processes: every {EXPIRY_INTERVAL} s)")
+    print(f"(the server's fallback check for jobs from other processes: every {LOOK_INTERVAL} s)")
 
 
 if __name__ == "__main__":

@@ -30,10 +30,12 @@ __all__ = [
     "RESTART_ENV",
     "Backend",
     "Cluster",
+    "Role",
     "backends_of",
     "fresh_database",
     "postgres_db",
     "restarts_postgres",
+    "role_owning",
     "server_url",
 ]
 
@@ -78,6 +80,45 @@ def postgres_db() -> Iterator[str]:
     """A fresh database of its own for this test (its URL), dropped after."""
     with fresh_database() as url:
         yield url
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """A role of a test's own that owns the test's database: servers connect as it, so that the
+    test can refuse their new connections (`login`) while those they hold keep working."""
+
+    name: str
+    url: str
+    """The database's URL as this role."""
+    admin_url: str
+    """The database's URL as the test server's user, who made the role."""
+
+    def login(self, allowed: bool) -> None:
+        """Let the role open connections again, or not (``NOLOGIN``: its open ones stay)."""
+        can = sql.SQL("LOGIN" if allowed else "NOLOGIN")
+        with psycopg.connect(self.admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER ROLE {} {}").format(sql.Identifier(self.name), can))
+
+
+@contextmanager
+def role_owning(url: str) -> Iterator[Role]:
+    """A new role (no password: the test server trusts local connections) made the owner of
+    ``url``'s database, so that it may create the schema there; dropped when the block ends, its
+    objects given back to the test server's user first."""
+    parts = urlsplit(url)
+    name = f"sq_role_{uuid.uuid4().hex[:16]}"
+    role = sql.Identifier(name)
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        database = sql.Identifier(parts.path.lstrip("/"))
+        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(database, role))
+    try:
+        host = parts.netloc.rpartition("@")[2]
+        yield Role(name, parts._replace(netloc=f"{name}@{host}").geturl(), url)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("REASSIGN OWNED BY {} TO CURRENT_USER").format(role))
+            admin.execute(sql.SQL("DROP ROLE {}").format(role))
 
 
 @dataclass(frozen=True, slots=True)

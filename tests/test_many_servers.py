@@ -2,7 +2,8 @@
 queue keeps its promises across servers as on one. Every job is handed out and completed once,
 ``/stats`` is the same whichever server answers, a server killed with SIGKILL or PostgreSQL
 restarting loses nothing acknowledged, and a long-poll on one server hears of a submit on
-another.
+another: at once by NOTIFY, or by the server's look (``--look-interval``) while it cannot
+listen.
 
 The workers are SDK ``Client.work`` loops in child processes (`WORKER`), one process per server;
 each prints a line per handler call and per 5xx answer it got, which the test reads (`Tally`),
@@ -11,6 +12,7 @@ so it knows what ran where without trusting the servers' own account.
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import threading
@@ -28,9 +30,9 @@ import psycopg
 import pytest
 
 from simplequeue import Client, ConnectionFailed, Job, JobState, Unavailable
-from simplequeue.store.postgres_database import Q
+from simplequeue.store.postgres_database import RECONNECT_FIRST, RECONNECT_MAX, Q
 from tests import postgres
-from tests.postgres import Cluster, backends_of, restarts_postgres
+from tests.postgres import Cluster, Role, backends_of, restarts_postgres, role_owning
 from tests.servers import ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -57,9 +59,21 @@ PAUSE = 0.2
 """Seconds a submitter waits before sending a batch no server took to the next one."""
 WAKE_BOUND = 0.5
 """A long-poll on one server is answered within this of a submit on another (issue 12)."""
-FALLBACK_BOUND = 2.0
-"""The same without the LISTEN connection: the contract allows a fallback look once a second;
-this leaves a missed look's worth on a busy machine."""
+WAKES = 3
+"""Times a test checks `WAKE_BOUND` in a row, one right after another. Where only the NOTIFY
+can wake a long-poll that soon, a server's look may still land in the first check's half
+second; the next check then starts right after that look, too soon for another."""
+RARE_LOOK = 5.0
+"""``--look-interval`` where only the NOTIFY may wake a long-poll within `WAKE_BOUND`: the look
+lands in one such half second one time in ten."""
+FALLBACK_LOOK = 2.0
+"""``--look-interval`` of servers whose LISTEN connection is cut: with `FALLBACK_MARGIN`, short
+of the watcher's failed tries to reconnect once they are `RECONNECT_MAX` apart (each wakes the
+long-polls too), yet four times `WAKE_BOUND`, for the checks once it listens again."""
+FALLBACK_MARGIN = 1.0
+"""Seconds past `FALLBACK_LOOK` that the look's own work, and a busy machine, may take."""
+WATCHER_FAILED = "listening for other servers' jobs failed"
+"""What a server logs each time its watcher loses its connection or fails to reconnect."""
 SETTLE = 0.5
 """Seconds given a long-poll to join its server's line before the submit that should wake it.
 No answer tells when it has; if it has not, it finds the job on its first look and the test is
@@ -421,25 +435,75 @@ def listeners(db: str, server: ServerProcess) -> list[int]:
     ]
 
 
-def test_a_submit_on_one_server_wakes_a_long_poll_on_another(
-    fleet: Callable[..., list[ServerProcess]], postgres_db: str
-) -> None:
-    waiter, submitter = fleet(2)
-    assert long_poll_woken(waiter, submitter, "first") <= WAKE_BOUND
+def until(predicate: Callable[[], bool], what: str) -> None:
+    """Returns once ``predicate()`` holds, checking every 50 ms for at most `GIVE_UP` s."""
+    deadline = time.monotonic() + GIVE_UP
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} within {GIVE_UP:g} s"
+        time.sleep(0.05)
 
-    # Its LISTEN connection cut: the server still looks (at once, and then periodically) ...
-    [listener] = listeners(postgres_db, waiter)
+
+def listening(db: str, server: ServerProcess, instead_of: int | None = None) -> int:
+    """The pid of ``server``'s LISTEN backend once it has one, and only one, other than
+    ``instead_of``."""
+    found: list[int] = []
+
+    def one_new() -> bool:
+        found[:] = listeners(db, server)
+        return len(found) == 1 and found != [instead_of]
+
+    until(one_new, "the server listening")
+    return found[0]
+
+
+def watcher_failures(server: ServerProcess) -> int:
+    """How many times ``server`` has logged that its watcher lost its connection or could not
+    connect (each time, it woke its waiters)."""
+    assert server.log_path is not None
+    return server.log_path.read_text().count(WATCHER_FAILED)
+
+
+def test_a_submit_on_one_server_wakes_a_long_poll_on_another(
+    fleet: Callable[..., list[ServerProcess]],
+) -> None:
+    # Their looks are too rare to wake a long-poll that soon: only the NOTIFY can.
+    waiter, submitter = fleet(2, "--look-interval", f"{RARE_LOOK:g}")
+    for n in range(WAKES):
+        assert long_poll_woken(waiter, submitter, f"job-{n}") <= WAKE_BOUND
+
+
+@pytest.fixture
+def role(postgres_db: str) -> Iterator[Role]:
+    """A role of the test's own, owning its database (servers connect as it)."""
+    with role_owning(postgres_db) as made:
+        yield made
+
+
+def test_a_server_that_cannot_listen_still_looks_then_listens_again(
+    postgres_db: str, role: Role, serve: Callable[..., ServerProcess]
+) -> None:
+    look = ("--look-interval", f"{FALLBACK_LOOK:g}")
+    waiter, submitter = serve(role.url, *look), serve(role.url, *look)
+    listener = listening(postgres_db, waiter)
+
+    # Its LISTEN connection cut, and no new connection allowed (the pools keep theirs). Each
+    # failed try to reconnect wakes the waiters too; once those tries are `RECONNECT_MAX`
+    # apart, right after one, only the look can wake a long-poll within the bound.
+    role.login(False)
+    failed = watcher_failures(waiter)
     with psycopg.connect(postgres_db, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (listener,))
-    assert long_poll_woken(waiter, submitter, "second") <= FALLBACK_BOUND
+    # The connection lost, then tries after 0.1 s, 0.2 s, ... doubling up to the most.
+    spaced = failed + 1 + math.ceil(math.log2(RECONNECT_MAX / RECONNECT_FIRST))
+    until(lambda: watcher_failures(waiter) >= spaced, "the watcher's tries spaced out")
+    assert long_poll_woken(waiter, submitter, "looked") <= FALLBACK_LOOK + FALLBACK_MARGIN
 
-    # ... and it listens again on a new connection, which wakes it as before.
-    deadline = time.monotonic() + GIVE_UP
-    while (again := listeners(postgres_db, waiter)) in ([], [listener]):
-        assert time.monotonic() < deadline, "the server never listened again"
-        time.sleep(0.05)
-    assert long_poll_woken(waiter, submitter, "third") <= WAKE_BOUND
-    assert listeners(postgres_db, waiter) == again
+    # Let in again, it listens on a new connection, which wakes it as before.
+    role.login(True)
+    again = listening(postgres_db, waiter, instead_of=listener)
+    for n in range(WAKES):
+        assert long_poll_woken(waiter, submitter, f"notified-{n}") <= WAKE_BOUND
+    assert listeners(postgres_db, waiter) == [again]
 
 
 @pytest.fixture

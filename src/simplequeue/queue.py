@@ -251,8 +251,10 @@ states are left alone (409 when named alone)."""
 
 MAX_BACKOFF = 3600.0
 """The longest a retried job waits before it is due again: one hour."""
-EXPIRY_INTERVAL = 0.5
-"""Seconds between two looks for expired leases (and for jobs other processes added)."""
+LOOK_INTERVAL = 0.5
+"""Seconds between two looks (`Queue.run`, ``sq serve --look-interval``): for ended leases,
+scheduled jobs that fell due, what retention prunes, and jobs other processes added: the only
+way waiting workers hear of those on SQLite, the fallback for a lost LISTEN on PostgreSQL."""
 ACTION_CHUNK = 500
 """Jobs an action by filter changes per transaction: other requests are served between two."""
 DUTY_BATCH = 500
@@ -578,7 +580,7 @@ class Queue:
         """Let the scheduled jobs that fell due join the hand-out order, in bounded batches."""
         return await _in_batches(lambda: self.store.promote(self._clock(), DUTY_BATCH))
 
-    async def run(self, interval: float = EXPIRY_INTERVAL) -> None:
+    async def run(self, interval: float = LOOK_INTERVAL) -> None:
         """The server's background duty, until cancelled: take back expired leases, delete what
         retention no longer keeps, let waiting workers look for jobs that fell due or that
         another process added; beside that, sample the rate history once a second, and wake

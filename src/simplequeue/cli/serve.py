@@ -17,6 +17,9 @@ from simplequeue.server.settings import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
     HEADER_TIMEOUT,
+    LOOK_INTERVAL,
+    LOOK_INTERVAL_MAX,
+    LOOK_INTERVAL_MIN,
     MAX_ATTEMPTS,
     MAX_CONNECTIONS,
     MAX_DEPTH,
@@ -116,6 +119,17 @@ def serve(
             help="PostgreSQL: connections this server opens to the database at most.",
         ),
     ] = POOL_MAX,
+    look_interval: Annotated[
+        float,
+        typer.Option(
+            min=LOOK_INTERVAL_MIN,
+            max=LOOK_INTERVAL_MAX,
+            metavar="SECONDS",
+            help="How often the server takes back ended leases, lets due scheduled jobs in, "
+            "prunes, and has waiting workers look for jobs another server added (on SQLite the "
+            "only way; on PostgreSQL the fallback).",
+        ),
+    ] = LOOK_INTERVAL,
     lease_seconds: Annotated[
         int,
         typer.Option(
@@ -189,6 +203,7 @@ def serve(
         max_json_depth=max_json_depth,
         store_timeout=store_timeout,
         pool_max=pool_max,
+        look_interval=look_interval,
         lease_seconds=lease_seconds,
         max_attempts=max_attempts,
         retry_backoff=retry_backoff,

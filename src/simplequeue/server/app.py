@@ -106,8 +106,8 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         )
         queue = app.state.queue = Queue(opened, clock=opened.now, rules=rules)
         app.state.settings = settings
-        # Expired leases come back without anyone asking: the server looks twice a second.
-        duty = asyncio.create_task(queue.run(), name="simplequeue-expiry")
+        # Ended leases come back without anyone asking: the server looks every so often.
+        duty = asyncio.create_task(queue.run(settings.look_interval), name="simplequeue-look")
         try:
             yield
         finally:

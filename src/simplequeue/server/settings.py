@@ -15,6 +15,7 @@ from simplequeue.models import (
     POOL_MAX,
     RETRY_BACKOFF,
 )
+from simplequeue.queue import LOOK_INTERVAL
 from simplequeue.store.sqlite import STORE_TIMEOUT, Synchronous
 
 __all__ = [
@@ -23,6 +24,9 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_ATTEMPTS",
     "HEADER_TIMEOUT",
+    "LOOK_INTERVAL",
+    "LOOK_INTERVAL_MAX",
+    "LOOK_INTERVAL_MIN",
     "MAX_ATTEMPTS",
     "MAX_CONNECTIONS",
     "MAX_DEPTH",
@@ -51,6 +55,9 @@ HEADER_TIMEOUT = 10.0
 from the end of its previous answer: so also how long an idle keep-alive connection is kept."""
 BODY_TIMEOUT = 30.0
 """Seconds a request may take to send its body once its headers are in."""
+LOOK_INTERVAL_MIN, LOOK_INTERVAL_MAX = 0.05, 60.0
+"""The range of ``--look-interval``: more often than 20 times a second is mostly work on the
+database; less often than once a minute leaves ended leases unnoticed for too long."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +86,11 @@ class Settings:
     before it is answered 503 with nothing changed. Keep it below the clients' read timeout
     (the SDK's is 10 s), so that the server gives up first: a claim must never commit after
     its caller stopped waiting for the answer."""
+    look_interval: float = LOOK_INTERVAL
+    """Seconds between two of the server's looks: it takes back ended leases, lets scheduled
+    jobs that fell due in, prunes, and wakes waiting workers to look for jobs another process
+    added (the only way they hear of those on SQLite; on PostgreSQL, the fallback while its
+    LISTEN connection is down)."""
     pool_max: int = POOL_MAX
     """PostgreSQL only: connections this server opens to the database at most (beside the one
     that listens for other servers' jobs)."""
