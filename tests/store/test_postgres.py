@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -446,6 +447,8 @@ async def test_postgres_an_id_pruned_while_it_is_submitted_again_stays_pruned(ur
                     " WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO sq_jobs%'"
                     " AND datname = current_database()"
                 )
+                # pg_stat_activity is read once per transaction and kept: look afresh.
+                await pruner.execute("SELECT pg_stat_clear_snapshot()")
                 return bool(await scalar(pruner, locked))
 
             await until(blocked, "the submit to wait for the pruning transaction")
@@ -588,3 +591,16 @@ async def test_postgres_a_call_gives_up_at_its_deadline_and_changes_nothing(url:
         stored = await store.get("stuck")
         assert stored is not None
         assert stored.state == JobState.SUBMITTED
+
+
+async def test_postgres_warns_at_open_when_autovacuum_is_off(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever this machine's setting is, the warning is given exactly when it is off."""
+    async with await connect(url) as conn:
+        autovacuum = await scalar(conn, "SELECT current_setting('autovacuum')")
+    with caplog.at_level(logging.WARNING, logger="simplequeue.store"):
+        async with opened(url):
+            pass
+    warned = [r.getMessage() for r in caplog.records if "autovacuum off" in r.getMessage()]
+    assert len(warned) == (autovacuum != "on")

@@ -31,6 +31,9 @@ SELECT current_schema(), current_setting('server_encoding'),
        EXISTS (SELECT 1 FROM pg_tables
                WHERE schemaname = current_schema() AND tablename = 'sq_meta');
 
+-- name: autovacuum
+SELECT current_setting('autovacuum');
+
 -- name: version
 SELECT version FROM sq_meta;
 

@@ -194,6 +194,7 @@ class Database:
                 await self._migrate(conn, where)
                 self._channel = str((await fetch_all(conn, Q["channel"]))[0][0])
                 await self._measure(conn)
+                await self._check_settings(conn, where)
         except psycopg.Error as exc:
             raise StoreUnusable(f"cannot use PostgreSQL at {where}: {_line(exc)}") from None
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
@@ -237,6 +238,19 @@ class Database:
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 await conn.execute(Q[f"migrate_{step}"])
                 await conn.execute(Q["set_version"], {"version": step})
+
+    @staticmethod
+    async def _check_settings(conn: Connection, where: str) -> None:
+        """Warn about a database setting that makes a queue slow down as it works: without
+        autovacuum, every job's dead row versions stay, and claims walk past them."""
+        ((autovacuum,),) = await fetch_all(conn, Q["autovacuum"])
+        if autovacuum != "on":
+            logger.warning(
+                "PostgreSQL at %s has autovacuum off: the queue's tables will fill with dead "
+                "rows and every claim will slow down; turn it on (autovacuum = on) or VACUUM "
+                "sq_jobs regularly",
+                where,
+            )
 
     @staticmethod
     async def _version(conn: Connection, where: str, schema: str) -> int:
