@@ -1,8 +1,8 @@
-"""The full job cycle through each system's Python client, side by side in one run: simplequeue,
-RQ, beanstalkd and RabbitMQ.
+"""The full job cycle through each system's Python client, side by side in one run: simplequeue
+(on SQLite, and on PostgreSQL with 1, 2 or 3 servers), RQ, beanstalkd and RabbitMQ.
 
     .venv/bin/python bench/cycle.py [--jobs 20000] [--workers 4] [--only NAME] [--skip NAME]
-                                    [--json PATH]
+                                    [--postgres URL] [--json PATH]
 
 Two scenarios for every system (each skipped with one line when its server, binary or package
 is absent):
@@ -16,7 +16,8 @@ is absent):
 Every job must be completed exactly once: the ids the workers saw are checked against the ids
 submitted, and the system's own counts against the number of jobs; otherwise the run fails
 (non-zero exit). Every server the bench starts listens on 127.0.0.1 on a free port, in a
-temporary directory on disk, and is stopped at the end. See bench/README.md.
+temporary directory on disk (or a fresh PostgreSQL database, dropped after), and is stopped at
+the end. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from peers import (
     SqSession,
     Target,
 )
+from pg import POSTGRES, PgSession
 
 CTX = multiprocessing.get_context("spawn")
 """Fresh processes, not forks of the bench (with its sockets and servers' pipes)."""
@@ -67,8 +69,12 @@ class Row:
     scenario: str
     jobs: int
     seconds: float
-    cpu_seconds: float | None
-    """CPU time of the queue server's process over the measured part (None: not readable)."""
+    cpu: dict[str, float]
+    """CPU seconds of the queue server over the measured part, per part (``Session.cpu``)."""
+    clients_cpu: float
+    """CPU seconds of the producer and worker processes over the measured part."""
+    busy: float | None
+    """The share of all the machine's CPUs busy over the measured part, whatever ran."""
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -77,7 +83,11 @@ class Row:
 
     @property
     def cpu_us(self) -> float | None:
-        return None if self.cpu_seconds is None else self.cpu_seconds / self.jobs * 1e6
+        return sum(self.cpu.values()) / self.jobs * 1e6 if self.cpu else None
+
+    @property
+    def clients_cpu_us(self) -> float:
+        return self.clients_cpu / self.jobs * 1e6
 
 
 @dataclass(frozen=True)
@@ -85,7 +95,7 @@ class Variant:
     key: str
     system: str
     label: str
-    open: Callable[[Path], Session]
+    open: Callable[[Path, argparse.Namespace], Session]
     scenarios: tuple[str, ...] = (FULL_CYCLE, PRODUCE)
     """``PRODUCE`` stands for produce-then-drain (two rows); ``DRAIN`` alone for a drain of jobs
     produced unmeasured."""
@@ -110,77 +120,98 @@ def sdk_batches() -> str | None:
     return None
 
 
+def on_postgres(servers: int, *, batched: bool) -> Callable[[Path, argparse.Namespace], Session]:
+    """``servers`` ``sq serve`` on one fresh database made from ``--postgres``."""
+    return lambda workdir, args: PgSession(workdir, args.postgres, servers, batched=batched)
+
+
 VARIANTS = [
     Variant(
         "sq-call",
         "simplequeue",
         "one call per job; synchronous=full",
-        lambda d: SqSession(d, "full", batched=False),
+        lambda d, _: SqSession(d, "full", batched=False),
     ),
     Variant(
         "sq-batch",
         "simplequeue",
         "batched; synchronous=full",
-        lambda d: SqSession(d, "full", batched=True),
+        lambda d, _: SqSession(d, "full", batched=True),
         missing=sdk_batches,
     ),
     Variant(
         "sq-batch-normal",
         "simplequeue",
         "batched; synchronous=normal",
-        lambda d: SqSession(d, "normal", batched=True),
+        lambda d, _: SqSession(d, "normal", batched=True),
         missing=sdk_batches,
+    ),
+    Variant(
+        "sq-pg-call",
+        "simplequeue",
+        "PostgreSQL, 1 server; one call per job",
+        on_postgres(1, batched=False),
+    ),
+    *(
+        Variant(
+            f"sq-pg-{servers}",
+            "simplequeue",
+            f"PostgreSQL, {servers} server{'s' if servers > 1 else ''}; batched",
+            on_postgres(servers, batched=True),
+            missing=sdk_batches,
+        )
+        for servers in (1, 2, 3)
     ),
     Variant(
         "rq-mem",
         "RQ",
         "Redis in memory; enqueue",
-        lambda d: RqSession(d, own=False, batched=False, worker="simple"),
+        lambda d, _: RqSession(d, own=False, batched=False, worker="simple"),
     ),
     Variant(
         "rq-mem-many",
         "RQ",
         "Redis in memory; enqueue_many",
-        lambda d: RqSession(d, own=False, batched=True, worker="simple"),
+        lambda d, _: RqSession(d, own=False, batched=True, worker="simple"),
     ),
     Variant(
         "rq-aof",
         "RQ",
         "Redis AOF everysec; enqueue",
-        lambda d: RqSession(d, own=True, batched=False, worker="simple"),
+        lambda d, _: RqSession(d, own=True, batched=False, worker="simple"),
     ),
     Variant(
         "rq-aof-many",
         "RQ",
         "Redis AOF everysec; enqueue_many",
-        lambda d: RqSession(d, own=True, batched=True, worker="simple"),
+        lambda d, _: RqSession(d, own=True, batched=True, worker="simple"),
     ),
     Variant(
         "rq-fork",
         "RQ",
         "Redis in memory; enqueue; forking Worker",
-        lambda d: RqSession(d, own=False, batched=False, worker="fork"),
+        lambda d, _: RqSession(d, own=False, batched=False, worker="fork"),
         scenarios=(DRAIN,),
         jobs=lambda args: min(args.jobs, args.fork_jobs),
     ),
-    Variant("beanstalkd-mem", "beanstalkd", "in memory", lambda d: BeanstalkdSession(d, None)),
+    Variant("beanstalkd-mem", "beanstalkd", "in memory", lambda d, _: BeanstalkdSession(d, None)),
     Variant(
         "beanstalkd-binlog",
         "beanstalkd",
         "binlog, fsync at most every 50 ms",
-        lambda d: BeanstalkdSession(d, 50),
+        lambda d, _: BeanstalkdSession(d, 50),
     ),
     Variant(
         "beanstalkd-fsync",
         "beanstalkd",
         "binlog, fsync every write",
-        lambda d: BeanstalkdSession(d, 0),
+        lambda d, _: BeanstalkdSession(d, 0),
     ),
     Variant(
         "rabbitmq",
         "RabbitMQ",
         "durable, persistent, confirms, acks",
-        lambda d: RabbitSession(),
+        lambda d, _: RabbitSession(),
     ),
 ]
 
@@ -192,6 +223,10 @@ def notes(args: argparse.Namespace) -> list[str]:
         "one call per job = Client.submit per job, workers loop next(wait) + complete(leaseId); "
         f"batched = Client.submit_many in calls of {peers.BATCH}, workers Client.work("
         f"concurrency=1, prefetch={args.prefetch}) (next(count=), complete_many)",
+        "simplequeue on PostgreSQL: N `sq serve --db postgresql://...` sharing one fresh database "
+        "(created and dropped by the bench); the producer sends its calls to the servers in "
+        "turn, worker i uses server i % N; server CPU = sq serve processes + PostgreSQL's "
+        "(its server process, background processes and the fresh database's connections)",
         "RQ: SimpleWorker (the job runs in the worker's process) except 'forking Worker' "
         f"(RQ's default Worker, a fork per job: {min(args.jobs, args.fork_jobs)} jobs); "
         f"enqueue_many = {peers.BATCH} jobs per pipeline; 'in memory' = the machine's Redis "
@@ -203,7 +238,10 @@ def notes(args: argparse.Namespace) -> list[str]:
         "publisher confirms (each publish waits for its confirm), manual ack per message, "
         f"basic_qos prefetch {args.prefetch}",
         "vs RQ: jobs/s over RQ's on its in-memory Redis (enqueue, SimpleWorker), same scenario; "
-        "server CPU: user+system of the queue server's process over the measured part, per job",
+        "server CPU: user+system of the queue server's process over the measured part, per job "
+        "(two parts: their sum = sq serve + PostgreSQL); clients CPU: the producer's and workers' "
+        "processes, the same way; machine busy: of all CPUs, from /proc/stat (anything else "
+        "running included)",
     ]
 
 
@@ -276,7 +314,7 @@ class Crew:
         if self.completed() > n:
             raise BenchError(f"{self.completed()} completions of {n} jobs")
 
-    def finish(self) -> dict[str, tuple[list[str], float]]:
+    def finish(self) -> Done:
         """Stop the workers; what each took, and its last completion's time."""
         self.stop.set()
         done = self.expect("done", self.workers, FINISH)
@@ -293,9 +331,13 @@ class Crew:
                 process.join()
 
 
-def check_ids(done: dict[str, tuple[list[str], float]], prefix: str, n: int) -> float:
+Done = dict[str, tuple[list[str], float, float]]
+"""Per worker: the ids it took, its last completion's time, its CPU seconds."""
+
+
+def check_ids(done: Done, prefix: str, n: int) -> float:
     """Every job completed exactly once; the time of the last completion."""
-    seen = Counter(job_id for ids, _ in done.values() for job_id in ids)
+    seen = Counter(job_id for ids, _, _ in done.values() for job_id in ids)
     expected = set(peers.job_ids(prefix, n))
     twice = sorted(job_id for job_id, times in seen.items() if times > 1)
     lost = expected - seen.keys()
@@ -305,11 +347,31 @@ def check_ids(done: dict[str, tuple[list[str], float]], prefix: str, n: int) -> 
             f"{len(lost)} jobs lost, {len(twice)} done more than once ({twice[:3]}), "
             f"{len(strange)} never submitted ({sorted(strange)[:3]})"
         )
-    return max(last for _, last in done.values())
+    return max(last for _, last, _ in done.values())
 
 
-def spent(before: float | None, after: float | None) -> float | None:
-    return None if before is None or after is None else after - before
+def machine_ticks() -> tuple[int, int]:
+    """All CPUs' busy and total ticks since boot, from /proc/stat."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    total = user + nice + system + idle + iowait + irq + softirq + steal
+    return total - idle - iowait, total
+
+
+class Meter:
+    """The server's CPU time and the machine's busy share, from its start to ``read``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.cpu = session.cpu()
+        self.ticks = machine_ticks()
+
+    def read(self) -> tuple[dict[str, float], float | None]:
+        cpu, (busy, total) = self.session.cpu(), machine_ticks()
+        spent = {part: cpu[part] - self.cpu[part] for part in cpu.keys() & self.cpu.keys()}
+        busy, total = busy - self.ticks[0], total - self.ticks[1]
+        return spent, busy / total if total else None
 
 
 def full_cycle(session: Session, n: int, args: argparse.Namespace) -> dict[str, Row]:
@@ -318,18 +380,20 @@ def full_cycle(session: Session, n: int, args: argparse.Namespace) -> dict[str, 
         crew.start_workers(args.workers)
         crew.start_producer(n)
         crew.expect("ready", [*crew.workers, "producer"], READY)
-        cpu = session.cpu()
+        meter = Meter(session)
         crew.go.set()
         crew.wait_completed(n, args.timeout)
         session.settled(n, FINISH)
-        cpu = spent(cpu, session.cpu())
-        t0, t1 = crew.expect("produced", ["producer"], FINISH)["producer"]
-        end = check_ids(crew.finish(), session.target.queue, n)
+        cpu, busy = meter.read()
+        t0, t1, clients = crew.expect("produced", ["producer"], FINISH)["producer"]
+        done = crew.finish()
+        end = check_ids(done, session.target.queue, n)
     finally:
         crew.close()
     session.verify(n)
-    row = Row("", "", "", FULL_CYCLE, n, end - t0, cpu, {"producer jobs/s": n / (t1 - t0)})
-    return {FULL_CYCLE: row}
+    clients += sum(worker for _, _, worker in done.values())
+    extra = {"producer jobs/s": n / (t1 - t0)}
+    return {FULL_CYCLE: Row("", "", "", FULL_CYCLE, n, end - t0, cpu, clients, busy, extra)}
 
 
 def produce(session: Session, n: int, args: argparse.Namespace) -> Row:
@@ -337,14 +401,14 @@ def produce(session: Session, n: int, args: argparse.Namespace) -> Row:
     try:
         crew.start_producer(n)
         crew.expect("ready", ["producer"], READY)
-        cpu = session.cpu()
+        meter = Meter(session)
         crew.go.set()
-        t0, t1 = crew.expect("produced", ["producer"], args.timeout)["producer"]
-        cpu = spent(cpu, session.cpu())
+        t0, t1, clients = crew.expect("produced", ["producer"], args.timeout)["producer"]
+        cpu, busy = meter.read()
     finally:
         crew.close()
     session.queued(n)
-    return Row("", "", "", PRODUCE, n, t1 - t0, cpu)
+    return Row("", "", "", PRODUCE, n, t1 - t0, cpu, clients, busy)
 
 
 def drain(session: Session, n: int, args: argparse.Namespace) -> Row:
@@ -352,17 +416,19 @@ def drain(session: Session, n: int, args: argparse.Namespace) -> Row:
     try:
         crew.start_workers(args.workers)
         crew.expect("ready", crew.workers, READY)
-        cpu = session.cpu()
+        meter = Meter(session)
         t0 = time.monotonic()
         crew.go.set()
         crew.wait_completed(n, args.timeout)
         session.settled(n, FINISH)
-        cpu = spent(cpu, session.cpu())
-        end = check_ids(crew.finish(), session.target.queue, n)
+        cpu, busy = meter.read()
+        done = crew.finish()
+        end = check_ids(done, session.target.queue, n)
     finally:
         crew.close()
     session.verify(n)
-    return Row("", "", "", DRAIN, n, end - t0, cpu)
+    clients = sum(worker for _, _, worker in done.values())
+    return Row("", "", "", DRAIN, n, end - t0, cpu, clients, busy)
 
 
 def produce_then_drain(session: Session, n: int, args: argparse.Namespace) -> dict[str, Row]:
@@ -383,7 +449,7 @@ def run_variant(variant: Variant, workdir: Path, args: argparse.Namespace) -> li
     for scenario in variant.scenarios:
         name = "produce-then-drain" if scenario == PRODUCE else scenario
         print(f"-- {variant.system}, {variant.label}: {name}", file=sys.stderr, flush=True)
-        session = variant.open(workdir)  # a Skip here skips the whole variant
+        session = variant.open(workdir, args)  # a Skip here skips the whole variant
         session.target = replace(session.target, prefetch=args.prefetch)
         try:
             measured = SCENARIOS[scenario](session, n, args)
@@ -436,15 +502,19 @@ def machine() -> dict[str, Any]:
 def table(rows: list[Row]) -> str:
     reference = {row.scenario: row.rate for row in rows if row.key == REFERENCE}
     lines = [
-        "| system | variant | scenario | jobs/s | vs RQ | server CPU us/job |",
-        "|---|---|---|---:|---:|---:|",
+        "| system | variant | scenario | jobs/s | vs RQ | server CPU us/job "
+        "| clients CPU us/job | machine busy |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratio = row.rate / reference[row.scenario] if row.scenario in reference else None
+        server = "n/a" if row.cpu_us is None else f"{row.cpu_us:.0f}"
+        if len(row.cpu) > 1:
+            server += " = " + " + ".join(f"{s / row.jobs * 1e6:.0f}" for s in row.cpu.values())
         lines.append(
             f"| {row.system} | {row.variant} | {row.scenario} | {row.rate:.0f} | "
-            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | "
-            f"{'n/a' if row.cpu_us is None else f'{row.cpu_us:.0f}'} |"
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {server} | "
+            f"{row.clients_cpu_us:.0f} | {'n/a' if row.busy is None else f'{row.busy:.0%}'} |"
         )
     return "\n".join(lines)
 
@@ -473,6 +543,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--timeout", type=float, default=600, help="seconds a phase may take before it fails"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=POSTGRES,
+        help="PostgreSQL database the bench connects to, to create a fresh one per scenario "
+        "(env SIMPLEQUEUE_BENCH_POSTGRES; now %(default)s)",
     )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args()
@@ -506,7 +582,12 @@ def main() -> None:
     print(*notes(args), *skipped, sep="\n")
     if args.json:
         figures = [
-            {**asdict(row), "jobs_per_second": row.rate, "cpu_us_per_job": row.cpu_us}
+            {
+                **asdict(row),
+                "jobs_per_second": row.rate,
+                "cpu_us_per_job": row.cpu_us,
+                "clients_cpu_us_per_job": row.clients_cpu_us,
+            }
             for row in rows
         ]
         report = {

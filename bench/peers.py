@@ -68,6 +68,13 @@ class Target:
     """RQ's worker class: ``simple`` (SimpleWorker, the job runs in the worker's process) or
     ``fork`` (Worker, RQ's default: a forked child per job)."""
     prefetch: int = PREFETCH
+    ports: tuple[int, ...] = ()
+    """Several servers sharing one queue (simplequeue on PostgreSQL): the producer spreads its
+    calls over them in turn and worker ``i`` uses ``ports[i % len(ports)]``. Empty: ``port``."""
+
+    @property
+    def servers(self) -> tuple[int, ...]:
+        return self.ports or (self.port,)
 
 
 def job_ids(prefix: str, n: int) -> list[str]:
@@ -104,11 +111,11 @@ class Tally:
 
 def producer_main(target: Target, n: int, box: Any, go: Any, limit: float) -> None:
     """A producer process: submit ``n`` jobs as fast as it can once ``go`` is set; report the
-    time of the first submit and of the last answer."""
+    time of the first submit and of the last answer, and the CPU time it spent between."""
     try:
-        ready = _ready(box, go, "producer", limit)
+        ready = Ready(box, go, "producer", limit)
         t0, t1 = PRODUCE[target.kind](target, job_ids(target.queue, n), ready)
-        box.put(("produced", "producer", (t0, t1)))
+        box.put(("produced", "producer", (t0, t1, ready.cpu())))
     except BaseException:
         box.put(("error", "producer", traceback.format_exc()))
 
@@ -123,38 +130,52 @@ def worker_main(
         guard = threading.Thread(target=lambda: stop.wait(limit) or stop.set(), daemon=True)
         guard.start()
         tally = Tally(counts, index)
-        WORK[target.kind](target, tally, _ready(box, go, name, limit), stop)
-        box.put(("done", name, (tally.ids, tally.last)))
+        ready = Ready(box, go, name, limit)
+        WORK[target.kind](target, tally, ready, stop)
+        box.put(("done", name, (tally.ids, tally.last, ready.cpu())))
     except BaseException:
         box.put(("error", name, traceback.format_exc()))
 
 
-def _ready(box: Any, go: Any, name: str, limit: float) -> Callable[[], float]:
-    """Say this process is connected and ready, then wait for ``go``; the time it is set."""
+class Ready:
+    """Called once the process is connected: say so, wait for ``go``, answer the time it was
+    set. The process's CPU time from then on is what it spent on the measured part (its
+    imports and connecting are left out)."""
 
-    def ready() -> float:
-        box.put(("ready", name, None))
-        if not go.wait(limit):
-            raise TimeoutError(f"{name}: not told to start within {limit:g} s")
+    def __init__(self, box: Any, go: Any, name: str, limit: float) -> None:
+        self.box, self.go, self.name, self.limit = box, go, name, limit
+        self.start = 0.0
+
+    def __call__(self) -> float:
+        self.box.put(("ready", self.name, None))
+        if not self.go.wait(self.limit):
+            raise TimeoutError(f"{self.name}: not told to start within {self.limit:g} s")
+        self.start = time.process_time()
         return time.monotonic()
 
-    return ready
+    def cpu(self) -> float:
+        return time.process_time() - self.start
 
 
 def produce_sq(target: Target, ids: list[str], ready: Callable[[], float]) -> tuple[float, float]:
     from simplequeue import Client
 
-    with Client(f"http://{target.host}:{target.port}") as client:
-        client.health()
+    with contextlib.ExitStack() as stack:
+        clients = [
+            stack.enter_context(Client(f"http://{target.host}:{port}")) for port in target.servers
+        ]
+        for client in clients:
+            client.health()
+        turns = itertools.cycle(clients)  # each call to the next server
         t0 = ready()
         if target.batched:
-            for chunk in chunks(ids, BATCH):
+            for client, chunk in zip(turns, chunks(ids, BATCH), strict=False):
                 results = client.submit_many({"job_id": job_id} for job_id in chunk)
                 refused = [result for result in results if not result.ok]
                 if len(results) != len(chunk) or refused:
                     raise BenchError(f"submit_many: {len(results)} answers, refused {refused[:3]}")
         else:
-            for job_id in ids:
+            for client, job_id in zip(turns, ids, strict=False):
                 client.submit(job_id)
         return t0, time.monotonic()
 
@@ -164,7 +185,8 @@ def work_sq(target: Target, tally: Tally, ready: Callable[[], float], stop: Any)
 
     from simplequeue import Client
 
-    url = f"http://{target.host}:{target.port}"
+    servers = target.servers
+    url = f"http://{target.host}:{servers[tally.index % len(servers)]}"
     if not target.batched:
         with Client(url) as client:
             client.health()
@@ -347,18 +369,26 @@ def free_port() -> int:
         return port
 
 
+def proc_stat(stat: Path) -> tuple[int, int] | None:
+    """The parent and the user + system CPU ticks of one /proc/PID/stat (``None``: gone)."""
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` and its descendants, from /proc."""
     children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        found = proc_stat(stat)
+        if found is None:
             continue
         child = int(stat.parent.name)
-        children.setdefault(int(fields[1]), []).append(child)
-        ticks[child] = int(fields[11]) + int(fields[12])
+        children.setdefault(found[0], []).append(child)
+        ticks[child] = found[1]
     if pid not in ticks:
         raise BenchError(f"process {pid} is gone")
     total, todo = 0, [pid]
@@ -433,8 +463,10 @@ class Session:
     pid: int | None = None
     """The queue server's process, if its CPU time can be read."""
 
-    def cpu(self) -> float | None:
-        return None if self.pid is None else cpu_seconds(self.pid)
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds the server has used so far, per part of it when it has several (e.g.
+        ``sq serve`` and PostgreSQL); empty if they cannot be read."""
+        return {} if self.pid is None else {"server": cpu_seconds(self.pid)}
 
     def queued(self, n: int) -> None:
         """Check, by the system's own count, that ``n`` jobs wait (after produce)."""
@@ -451,29 +483,49 @@ class Session:
 
 
 class SqSession(Session):
+    """``sq serve`` of this tree on a fresh SQLite file; subclasses start several on one
+    database (``_start``)."""
+
     def __init__(self, workdir: Path, synchronous: str, *, batched: bool) -> None:
+        db = workdir / f"sq-{synchronous}-{secrets.token_hex(3)}.db"
+        self._start(workdir, [["--db", str(db), "--synchronous", synchronous]], batched)
+
+    def _start(self, workdir: Path, servers: list[list[str]], batched: bool) -> None:
+        """One ``sq serve`` per item of ``servers`` (its own options), one after the other."""
         import httpx
 
+        self.servers: list[Process] = []
+        self.http: list[httpx.Client] = []
         sq = Path(sys.executable).with_name("sq")
         if not sq.exists():
             raise Skip(f"no {sq}: install this tree into the venv")
-        port = free_port()
-        db = workdir / f"sq-{synchronous}-{port}.db"
-        argv = [str(sq), "serve", "--db", str(db), "--port", str(port), "--log-level", "warning"]
-        argv += ["--synchronous", synchronous]
-        self.server = Process(f"sq-{synchronous}-{port}", argv, workdir, port)
-        self.pid = self.server.pid
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        self.target = Target("sq", "127.0.0.1", port, f"sq{secrets.token_hex(3)}", batched)
+        ports = tuple(free_port() for _ in servers)
+        try:
+            for port, options in zip(ports, servers, strict=True):
+                argv = [str(sq), "serve", "--port", str(port), "--log-level", "warning", *options]
+                self.servers.append(Process(f"sq-{port}", argv, workdir, port))
+                self.http.append(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.close()
+            raise
+        several = ports if len(ports) > 1 else ()
+        queue = f"sq{secrets.token_hex(3)}"
+        self.target = Target("sq", "127.0.0.1", ports[0], queue, batched, ports=several)
 
-    def stats(self) -> dict[str, int]:
-        stats: dict[str, int] = self.http.get("/stats").raise_for_status().json()
+    def cpu(self) -> dict[str, float]:
+        return {"server": sum(cpu_seconds(server.pid) for server in self.servers)}
+
+    def stats(self, server: int = 0) -> dict[str, int]:
+        stats: dict[str, int] = self.http[server].get("/stats").raise_for_status().json()
         return stats
 
     def _expect(self, want: dict[str, int]) -> None:
-        stats = self.stats()
-        if {key: stats.get(key) for key in want} != want:
-            raise BenchError(f"simplequeue /stats: {stats}, expected {want}")
+        """Every server's ``/stats`` (several share one database) says ``want``."""
+        for server in range(len(self.http)):
+            stats = self.stats(server)
+            if {key: stats.get(key) for key in want} != want:
+                raise BenchError(f"simplequeue /stats of server {server}: {stats}, want {want}")
 
     def queued(self, n: int) -> None:
         self._expect({"submitted": n, "running": 0, "total": n})
@@ -485,10 +537,12 @@ class SqSession(Session):
         self._expect({"submitted": 0, "running": 0, "succeeded": n, "failed": 0, "total": n})
 
     def close(self) -> None:
-        self.http.close()
-        code = self.server.stop()
-        if code != 0:
-            raise BenchError(f"sq serve exited {code} on SIGTERM: see {self.server.log}")
+        for http in self.http:
+            http.close()
+        failed = [server for server in self.servers if server.stop() != 0]
+        if failed:
+            logs = ", ".join(str(server.log) for server in failed)
+            raise BenchError(f"sq serve exited non-zero on SIGTERM: see {logs}")
 
 
 class RqSession(Session):
