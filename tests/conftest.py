@@ -9,12 +9,22 @@ import pytest
 from litestar.testing import TestClient
 
 from simplequeue.store import MemoryStore, SqliteStore, Store
+from simplequeue.store.postgres import PostgresStore
+from tests.postgres import dropping_postgres_schemas, postgres_url
 from tests.servers import OpenStore, ServerProcess, open_client
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+@pytest.fixture(autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """Every test's PostgreSQL schemas (`tests.postgres.postgres_url`) are dropped after it."""
+    with dropping_postgres_schemas():
+        yield
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgres"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Each store a test runs on: a SQLite file, and the in-memory store."""
+    """Each store a test runs on: a SQLite file, the in-memory store, and a PostgreSQL schema
+    of the test's own (skipped unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server)."""
     backend: str = request.param
     return backend
 
@@ -35,11 +45,13 @@ def open_store(backend: str, tmp_path: Path) -> OpenStore:
 
     @asynccontextmanager
     async def opened() -> AsyncIterator[Store]:
-        store: Store = (
-            MemoryStore()
-            if backend == "memory"
-            else SqliteStore(str(tmp_path / "queue.db"), synchronous="normal")
-        )
+        store: Store
+        if backend == "memory":
+            store = MemoryStore()
+        elif backend == "postgres":
+            store = PostgresStore(postgres_url(tmp_path))
+        else:
+            store = SqliteStore(str(tmp_path / "queue.db"), synchronous="normal")
         await store.open()
         try:
             yield store

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 __all__ = [
     "POSTGRES_ENV",
@@ -57,6 +58,36 @@ def server_url() -> str:
     if not url:
         pytest.skip(f"needs PostgreSQL: set {POSTGRES_ENV}=postgresql://... to run")
     return url
+
+
+_schemas: dict[Path, str] = {}
+"""The PostgreSQL schema made for each place (see `postgres_url`) during the running test."""
+
+
+def postgres_url(place: Path) -> str:
+    """The connection string of a PostgreSQL schema of ``place``'s own (a test's tmp_path, or a
+    path under it): made on first use, the same for every later use in the test, so that two
+    stores made for one place share their jobs as two servers do; dropped when the test ends.
+    Skips the test unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server."""
+    url = server_url()
+    if (schema := _schemas.get(place)) is None:
+        schema = _schemas[place] = f"sq_test_{uuid.uuid4().hex[:16]}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    return make_conninfo(url, options=f"-c search_path={schema} -c synchronous_commit=off")
+
+
+@contextmanager
+def dropping_postgres_schemas() -> Iterator[None]:
+    """Drop the schemas `postgres_url` made meanwhile, at the end: tests/conftest.py wraps
+    every test in it (an autouse fixture, set up before, so torn down after, the test's other
+    fixtures: its stores are closed by then)."""
+    yield
+    if _schemas:
+        with psycopg.connect(server_url(), autocommit=True) as admin:
+            for schema in _schemas.values():
+                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        _schemas.clear()
 
 
 @contextmanager

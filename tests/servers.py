@@ -20,6 +20,7 @@ from litestar.testing import TestClient
 
 from simplequeue.server import Settings, create_app
 from simplequeue.store import MemoryStore, Store
+from tests.postgres import postgres_url
 
 # The address Litestar's TestClient requests go to. Its default, testserver.local, is not a name
 # the server answers to (guard.py: the Host check against DNS rebinding); a loopback one is.
@@ -32,9 +33,13 @@ the queue itself rather than of a server."""
 
 
 def open_client(tmp_path: Path, backend: str, **settings: Any) -> TestClient[Any]:
-    """The app in process, on the ``memory`` store or on a SQLite file in ``tmp_path``."""
+    """The app in process, on the ``memory`` store, a SQLite file in ``tmp_path``, or a
+    PostgreSQL schema of ``tmp_path``'s own (``postgres``)."""
     if backend == "memory":
         return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
+    if backend == "postgres":
+        db = postgres_url(tmp_path)
+        return TestClient(create_app(Settings(db=db, **settings)), base_url=APP_URL)
     # No fsync per commit: these tests are about HTTP; durability has tests/test_crash.py.
     db = str(tmp_path / "queue.db")
     return TestClient(

@@ -8,18 +8,14 @@ server's clock does: a job is submitted at a time no later than any call that fo
 from __future__ import annotations
 
 import random
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from simplequeue.models import (
     DEFAULT_QUEUE,
@@ -33,39 +29,10 @@ from simplequeue.queue import ACTIONS
 from simplequeue.store import MemoryStore, NewJob, SqliteStore, Store
 from simplequeue.store.base import Finish, Finished, Outcome, Totals
 from simplequeue.store.postgres import PostgresStore
-from tests.postgres import server_url
+from tests.postgres import postgres_url
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 LEASE = 60
-
-_schemas: dict[Path, str] = {}
-"""The PostgreSQL schema made for each place (see `postgres_store`) during the running test."""
-
-
-def postgres_url(place: Path) -> str:
-    """The connection string of a PostgreSQL schema of ``place``'s own (a test's tmp_path, or a
-    path under it): made on first use, the same for every later use in the test, so that two
-    stores made for one place share their jobs as two servers do; dropped when the test ends.
-    Skips the test unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server."""
-    url = server_url()
-    if (schema := _schemas.get(place)) is None:
-        schema = _schemas[place] = f"sq_test_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    return make_conninfo(url, options=f"-c search_path={schema} -c synchronous_commit=off")
-
-
-@pytest.fixture(autouse=True)
-def _drop_postgres_schemas() -> Iterator[None]:
-    """Drop the schemas `postgres_url` made for the test, after its stores are closed (an
-    autouse fixture is set up before, so torn down after, the test's other fixtures)."""
-    yield
-    if _schemas:
-        with psycopg.connect(server_url(), autocommit=True) as admin:
-            for schema in _schemas.values():
-                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-        _schemas.clear()
-
 
 BACKENDS: dict[str, Callable[[Path], Store]] = {
     "memory": lambda _: MemoryStore(),

@@ -5,7 +5,7 @@ job becomes available and a watcher that outlives its connection, the database's
 that recovers from cut connections, byte-order ids as in SQLite, and texts PostgreSQL's ``text``
 could not hold.
 
-Each test runs in a schema of its own (tests/store/conftest.py: `postgres_url`), skipped
+Each test runs in a schema of its own (tests/postgres.py: `postgres_url`), skipped
 unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server.
 """
 
@@ -40,6 +40,7 @@ from simplequeue.store import (
 from simplequeue.store.base import Finish, Outcome, Totals
 from simplequeue.store.postgres import PostgresStore
 from simplequeue.store.postgres_database import SCHEMA_VERSION, Q, SchemaTooNew
+from tests.postgres import postgres_url
 from tests.store.conftest import (
     LEASE,
     QUEUES,
@@ -47,7 +48,6 @@ from tests.store.conftest import (
     at,
     claim,
     new,
-    postgres_url,
     stats_of,
 )
 

@@ -49,7 +49,8 @@ from simplequeue.store.base import (
     fingerprint,
 )
 from simplequeue.store.postgres import PostgresStore
-from tests.store.conftest import postgres_url, stats_of
+from tests.postgres import postgres_url
+from tests.store.conftest import stats_of
 
 T = TypeVar("T")
 
