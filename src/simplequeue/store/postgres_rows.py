@@ -13,7 +13,6 @@ import msgspec
 from simplequeue.models import (
     MAX_ERRORS_KEPT,
     MAX_JOB_ID_LENGTH,
-    AttemptError,
     ClaimedJob,
     JobState,
     QueueStats,
@@ -30,6 +29,7 @@ from simplequeue.store.base import (
     decide,
     fingerprint,
 )
+from simplequeue.store.rows import Row, job_fields, tombstone
 
 __all__ = [
     "Row",
@@ -46,57 +46,26 @@ __all__ = [
     "tombstone_params",
 ]
 
-Row = tuple[Any, ...]
 
-_errors = msgspec.json.Decoder(list[AttemptError])
-
-
-def _raw(text: str | None) -> msgspec.Raw | None:
-    # JSON text as the client sent it, passed through untouched (simplequeue.jsontext).
-    return None if text is None else msgspec.Raw(text.encode())
+def _same(value: datetime) -> datetime:
+    return value  # psycopg reads timestamptz as datetime already
 
 
-def _fields(row: Row) -> dict[str, Any]:
-    """A row of the job columns (block `job` of postgres.sql) as `StoredJob`'s fields."""
-    (job_id, description, data, state, created_at, started_at, finished_at, attempts) = row[:8]
-    max_attempts, lease_expires_at, result, errors, queue, priority, run_at = row[8:15]
-    return {
-        "job_id": job_id,
-        "description": None if description is None else bytes(description).decode(),
-        "data": _raw(data),
-        "state": JobState(state),
-        "queue": queue,
-        "priority": priority,
-        "run_at": run_at,
-        "created_at": created_at,
-        "started_at": started_at,
-        "finished_at": finished_at,
-        "attempts": attempts,
-        "max_attempts": max_attempts,
-        "lease_expires_at": lease_expires_at,
-        "result": _raw(result),
-        "errors": _errors.decode(errors),
-    }
+def _utf8(description: bytes) -> str:
+    return bytes(description).decode()  # bytea: a description may hold U+0000
 
 
 def as_job(row: Row) -> StoredJob:
-    return StoredJob(**_fields(row))
+    return StoredJob(**job_fields(row, _same, _utf8))
 
 
 def as_claimed(row: Row) -> ClaimedJob:
     """A job with its lease: the job columns, then ``lease_id``."""
-    return ClaimedJob(**_fields(row), lease_id=row[15])
+    return ClaimedJob(**job_fields(row, _same, _utf8), lease_id=row[15])
 
 
 def as_tombstone(row: Row) -> Tombstone:
-    # The columns in the dataclass's order: id, queue, priority, max_attempts, the two hashes,
-    # state, created_at, finished_at, attempts.
-    job_id, queue, priority, max_attempts, description_hash, data_hash, state = row[:7]
-    created_at, finished_at, attempts = row[7:]
-    return Tombstone(
-        job_id, queue, priority, max_attempts, description_hash, data_hash, JobState(state),
-        created_at, finished_at, attempts,
-    )  # fmt: skip
+    return tombstone(row, _same)
 
 
 def as_finished(ending: Ending, row: Row | None) -> Finished:

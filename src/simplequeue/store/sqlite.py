@@ -42,7 +42,6 @@ from simplequeue.models import (
     DEFAULT_LEASE_SECONDS,
     MAX_ERRORS_KEPT,
     STORE_TIMEOUT,
-    AttemptError,
     ClaimedJob,
     JobState,
     QueueStats,
@@ -75,6 +74,7 @@ from simplequeue.store.base import (
     utcnow,
     without_others,
 )
+from simplequeue.store.rows import Row, job_fields, tombstone
 from simplequeue.store.sql import load_queries
 
 __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchronous"]
@@ -92,7 +92,6 @@ GROUP_LIMIT = 256
 GROUP_ROWS = 4000
 """The most rows (about) one transaction takes: four batches of 1,000 jobs fill a group."""
 Q = load_queries("sqlite.sql")
-Row = tuple[Any, ...]
 
 # SQLite's primary result codes that mean "not now" rather than "wrong": another connection
 # holds the lock, or the disk (or the file's page limit) is full, or the disk failed a write.
@@ -113,51 +112,16 @@ def _datetime(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def _raw(text: str | None) -> msgspec.Raw | None:
-    # JSON text as the client sent it, passed through untouched (simplequeue.jsontext).
-    return None if text is None else msgspec.Raw(text.encode())
-
-
-_errors = msgspec.json.Decoder(list[AttemptError])
-
-
-def _fields(row: Row) -> dict[str, Any]:
-    (job_id, description, data, state, created_at, started_at, finished_at, attempts) = row[:8]
-    max_attempts, lease_expires_at, result, errors, queue, priority, run_at = row[8:15]
-    return {
-        "job_id": job_id,
-        "description": description,
-        "data": _raw(data),
-        "state": JobState(state),
-        "queue": queue,
-        "priority": priority,
-        "run_at": datetime.fromisoformat(run_at),
-        "created_at": datetime.fromisoformat(created_at),
-        "started_at": _datetime(started_at),
-        "finished_at": _datetime(finished_at),
-        "attempts": attempts,
-        "max_attempts": max_attempts,
-        "lease_expires_at": _datetime(lease_expires_at),
-        "result": _raw(result),
-        "errors": _errors.decode(errors),
-    }
-
-
 def _job(row: Row) -> StoredJob:
-    return StoredJob(**_fields(row))
+    return StoredJob(**job_fields(row, datetime.fromisoformat))
 
 
 def _claimed(row: Row) -> ClaimedJob:
-    return ClaimedJob(**_fields(row), lease_id=row[15])
+    return ClaimedJob(**job_fields(row, datetime.fromisoformat), lease_id=row[15])
 
 
 def _tombstone(row: Row) -> Tombstone:
-    job_id, queue, priority, max_attempts, description_hash, data_hash, state = row[:7]
-    created_at, finished_at, attempts = row[7:]
-    return Tombstone(
-        job_id, queue, priority, max_attempts, description_hash, data_hash, JobState(state),
-        datetime.fromisoformat(created_at), datetime.fromisoformat(finished_at), attempts,
-    )  # fmt: skip
+    return tombstone(row, datetime.fromisoformat)
 
 
 def _loaded(record: Record, now: str) -> dict[str, Any]:
