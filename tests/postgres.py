@@ -19,12 +19,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 __all__ = [
     "POSTGRES_ENV",
@@ -65,16 +64,18 @@ _schemas: dict[Path, str] = {}
 
 
 def postgres_url(place: Path) -> str:
-    """The connection string of a PostgreSQL schema of ``place``'s own (a test's tmp_path, or a
-    path under it): made on first use, the same for every later use in the test, so that two
-    stores made for one place share their jobs as two servers do; dropped when the test ends.
-    Skips the test unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server."""
+    """The URL of a PostgreSQL schema of ``place``'s own (a test's tmp_path, or a path under
+    it): made on first use, the same for every later use in the test, so that two stores made
+    for one place share their jobs as two servers do; dropped when the test ends. A URL, not a
+    key=value string, so that ``--db`` and `store_for` take it for PostgreSQL too. Skips the
+    test unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server."""
     url = server_url()
     if (schema := _schemas.get(place)) is None:
         schema = _schemas[place] = f"sq_test_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    return make_conninfo(url, options=f"-c search_path={schema} -c synchronous_commit=off")
+    options = quote(f"-c search_path={schema} -c synchronous_commit=off")
+    return f"{url}{'&' if '?' in url else '?'}options={options}"
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import httpx
 from litestar.testing import TestClient
 
 from simplequeue.server import Settings, create_app
-from simplequeue.store import MemoryStore, Store
+from simplequeue.store import POSTGRES_SCHEMES, MemoryStore, Store
 from tests.postgres import postgres_url
 
 # The address Litestar's TestClient requests go to. Its default, testserver.local, is not a name
@@ -39,6 +39,7 @@ def open_client(tmp_path: Path, backend: str, **settings: Any) -> TestClient[Any
         return TestClient(create_app(Settings(**settings), store=MemoryStore()), base_url=APP_URL)
     if backend == "postgres":
         db = postgres_url(tmp_path)
+        assert db.startswith(POSTGRES_SCHEMES), db  # else store_for opens a SQLite file
         return TestClient(create_app(Settings(db=db, **settings)), base_url=APP_URL)
     # No fsync per commit: these tests are about HTTP; durability has tests/test_crash.py.
     db = str(tmp_path / "queue.db")

@@ -9,7 +9,6 @@ Skipped unless ``$SIMPLEQUEUE_TEST_POSTGRES`` names a server (tests/postgres.py)
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import pytest
 
 from simplequeue.store import SqliteStore
 from tests.postgres import fresh_database
+from tests.servers import free_port
 
 PASSWORD = "s3cret-pw"
 """Sent in the URL; the test server trusts local connections, so any password is accepted."""
@@ -42,13 +42,6 @@ async def make_sqlite(path: str) -> None:
     store = SqliteStore(path)
     await store.open()
     await store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def sq(*args: str) -> subprocess.CompletedProcess[str]:

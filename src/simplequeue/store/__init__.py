@@ -35,7 +35,7 @@ def shown(db: str) -> str:
         return db
     try:
         parts = urlsplit(db)
-        params = parse_qsl(parts.query)
+        params = parse_qsl(parts.query, keep_blank_values=True)
         if parts.password is None and "password" not in dict(params):
             return db
         netloc = parts.netloc

@@ -122,16 +122,18 @@ def _where(params: dict[str, Any]) -> str:
     return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user')}"
 
 
-# SQLSTATE classes that mean "not now" rather than "wrong": connection exceptions, invalid
-# transaction state (a read-only standby after a failover), insufficient resources, operator
-# intervention (shutting down, cancelled), system errors.
-UNAVAILABLE_CLASSES = frozenset({"08", "25", "53", "57", "58"})
+READ_ONLY = "25006"
+"""SQLSTATE of a write refused by a read-only transaction: a standby after a failover."""
 
 
 def _is_unavailable(exc: psycopg.Error) -> bool:
-    if isinstance(exc, psycopg.OperationalError | psycopg.InternalError):
-        return True
-    return (exc.sqlstate or "")[:2] in UNAVAILABLE_CLASSES
+    """Whether ``exc`` means "not now" (the connection, the server's resources, a shutdown, a
+    standby) rather than a fault: psycopg raises `OperationalError` for all but the standby."""
+    return isinstance(exc, psycopg.OperationalError) or exc.sqlstate == READ_ONLY
+
+
+def _connection_lost(exc: psycopg.Error) -> bool:
+    return exc.sqlstate is None or exc.sqlstate.startswith("08")
 
 
 def _unavailable(exc: psycopg.Error | TimeoutError, timeout: float) -> Unavailable:
@@ -259,7 +261,7 @@ class Database:
         safely build on."""
         try:
             ((version,),) = await fetch_all(conn, Q["version"])
-        except (ValueError, psycopg.Error):
+        except ValueError:  # no row (a lost connection is the caller's "cannot use")
             version = None
         if not isinstance(version, int) or version < 1:
             raise StoreUnusable(
@@ -301,7 +303,7 @@ class Database:
             except psycopg.Error as exc:
                 if not _is_unavailable(exc):
                     raise
-                if not isinstance(exc, PoolTimeout | pg_errors.QueryCanceled):
+                if _connection_lost(exc) and not isinstance(exc, PoolTimeout):
                     await self._check()
                 raise _unavailable(exc, self.timeout) from None
         raise Unavailable(

@@ -88,7 +88,7 @@ def as_pruned(row: Row) -> Tombstone:
     """The tombstone a job leaves, from its row of query `prunable` (with its seq first)."""
     _, job_id, queue, priority, max_attempts, description, data = row[:7]
     hashes = fingerprint(
-        None if description is None else bytes(description).decode(),
+        None if description is None else _utf8(description),
         None if data is None else data.encode(),
     )
     return as_tombstone((job_id, queue, priority, max_attempts, *hashes, *row[7:]))

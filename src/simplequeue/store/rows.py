@@ -14,7 +14,7 @@ import msgspec
 from simplequeue.models import AttemptError, JobState
 from simplequeue.store.base import Tombstone
 
-__all__ = ["Row", "job_fields", "raw", "tombstone"]
+__all__ = ["Row", "job_fields", "maybe", "raw", "tombstone"]
 
 Row = tuple[Any, ...]
 Time = Callable[[Any], datetime]
@@ -28,13 +28,15 @@ def raw(text: str | None) -> msgspec.Raw | None:
     return None if text is None else msgspec.Raw(text.encode())
 
 
+def maybe(value: Any, time: Time) -> datetime | None:
+    """A time column that may be empty."""
+    return None if value is None else time(value)
+
+
 def job_fields(row: Row, time: Time, text: Text = str) -> dict[str, Any]:
     """A row of the job columns as `StoredJob`'s fields."""
     (job_id, description, data, state, created_at, started_at, finished_at, attempts) = row[:8]
     max_attempts, lease_expires_at, result, errors, queue, priority, run_at = row[8:15]
-
-    def maybe(value: Any) -> datetime | None:
-        return None if value is None else time(value)
 
     return {
         "job_id": job_id,
@@ -45,11 +47,11 @@ def job_fields(row: Row, time: Time, text: Text = str) -> dict[str, Any]:
         "priority": priority,
         "run_at": time(run_at),
         "created_at": time(created_at),
-        "started_at": maybe(started_at),
-        "finished_at": maybe(finished_at),
+        "started_at": maybe(started_at, time),
+        "finished_at": maybe(finished_at, time),
         "attempts": attempts,
         "max_attempts": max_attempts,
-        "lease_expires_at": maybe(lease_expires_at),
+        "lease_expires_at": maybe(lease_expires_at, time),
         "result": raw(result),
         "errors": _errors.decode(errors),
     }

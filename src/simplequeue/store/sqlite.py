@@ -74,7 +74,7 @@ from simplequeue.store.base import (
     utcnow,
     without_others,
 )
-from simplequeue.store.rows import Row, job_fields, tombstone
+from simplequeue.store.rows import Row, job_fields, maybe, tombstone
 from simplequeue.store.sql import load_queries
 
 __all__ = ["READERS", "SCHEMA_VERSION", "STORE_TIMEOUT", "SqliteStore", "Synchronous"]
@@ -109,7 +109,7 @@ def _timestamp(value: datetime) -> str:
 
 
 def _datetime(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
+    return maybe(value, datetime.fromisoformat)
 
 
 def _job(row: Row) -> StoredJob:
